@@ -1,0 +1,1 @@
+"""Sequences: FASTA reading/validation and fetching canonical sequences from public services."""
