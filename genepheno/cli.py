@@ -7,6 +7,7 @@ import click
 
 from genepheno import __version__
 from genepheno import log
+from genepheno.annotations import EVIDENCE_FILTERS, PHENOTYPE_FORMATS
 from genepheno.errors import GenephenoError
 
 
@@ -17,7 +18,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except GenephenoError as e:
-            click.echo(f"genepheno: error: {e}", err=True)
+            click.echo("genepheno: error: " + " ".join(str(e).split()), err=True)  # always one line
             ctx.exit(e.exit_code)
         except BrokenPipeError:  # e.g. `genepheno predict ... -o - | head`
             sys.stderr.close()
@@ -43,7 +44,90 @@ def datasets():
     """Build, list and describe training datasets."""
 
 
+@datasets.command("list")
+def datasets_list():
+    """List the bundled datasets (and those under $GENEPHENO_DATASETS)."""
+    from genepheno.data import list_datasets
+    for name, path in list_datasets().items():
+        click.echo(f"{name}\t{path}")
+
+
+@datasets.command("info")
+@click.argument("dataset")
+def datasets_info(dataset):
+    """Counts of a dataset (NAME or PATH): genes, terms per bin, concepts, pairs, splits."""
+    import yaml
+    from genepheno.data import load_dataset
+    click.echo(yaml.safe_dump(load_dataset(dataset).info(), sort_keys=False).rstrip())
+
+
+@datasets.command("build")
+@click.option("--ontology", required=True, type=click.Path(dir_okay=False), help="Phenotype ontology .obo(.gz): hp.obo or mp.obo.")
+@click.option("--annotations", required=True, type=click.Path(dir_okay=False), help="Gene->phenotype file (HPO or MGI formats; see README).")
+@click.option("--annotation-format", type=click.Choice(PHENOTYPE_FORMATS), help="Format of --annotations (default: detected).")
+@click.option("--sequences", required=True, type=click.Path(dir_okay=False), help="Protein FASTA (UniProt headers or bare accessions).")
+@click.option("--id-map", type=click.Path(dir_okay=False), help="Gene ID -> sequence accession table (e.g. Entrez -> UniProt).")
+@click.option("--gene-symbols", type=click.Path(dir_okay=False), help="Gene ID -> symbol table (for genes whose file lacks symbols).")
+@click.option("--go-ontology", type=click.Path(dir_okay=False), help="GO .obo matching --go-annotations.")
+@click.option("--go-annotations", type=click.Path(dir_okay=False), help="GO annotations: GAF 2.x or gene2go-style TSV.")
+@click.option("--go-evidence", type=click.Choice(EVIDENCE_FILTERS), default="all", show_default=True,
+              help="GO evidence filter: experimental = experimental codes + TAS/IC.")
+@click.option("--subtree-root", help="Restrict labels below this term (default HP:0000118 / MP:0000001).")
+@click.option("--min-genes", type=int, default=11, show_default=True, help="Keep terms annotating at least this many genes.")
+@click.option("--min-concept-genes", type=int, default=10, show_default=True, help="Keep GO concepts annotating at least this many genes.")
+@click.option("--split", "fractions", default="0.8,0.1,0.1", show_default=True, help="train,val,test fractions.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--test-genes", type=click.Path(dir_okay=False), help="File of gene IDs that form the test split exactly.")
+@click.option("--exclusive-pairs", type=click.Path(dir_okay=False), help="Use this pair TSV (term_a, term_b) instead of mining pairs.")
+@click.option("--max-unknown-fraction", type=float, default=0.05, show_default=True,
+              help="Fail when more annotation rows than this use term IDs unknown to the ontology.")
+@click.option("--description", default="", help="Free text stored in manifest.yaml.")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Dataset folder to create.")
+@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+def datasets_build(fractions, **kw):
+    """Build a dataset folder from an ontology, a gene->phenotype file, GO files and sequences."""
+    from genepheno.data.build import BuildOptions, build_dataset
+    try:
+        kw["fractions"] = tuple(float(x) for x in fractions.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{fractions!r} is not three comma-separated numbers", param_hint="--split")
+    build_dataset(BuildOptions(**kw))
+
+
 # ---------------------------------------------------------------- fetch (sequences)
+@main.command(epilog="Exit codes: 0 all resolved; 1 error (nothing written); 2 usage error; "
+              "3 some IDs not found or ambiguous; 4 some IDs failed because a source could not answer.")
+@click.argument("ids", nargs=-1)
+@click.option("-i", "--input", "input_path", type=click.Path(dir_okay=False, allow_dash=True),
+              help="File of IDs, one per line or first column ('-' = stdin).")
+@click.option("--column", help="Column of --input holding the IDs: 1-based number or header name.")
+@click.option("--id-type", type=click.Choice(["symbol", "entrez", "ensembl", "uniprot", "mgi"]),
+              help="Force one ID type instead of detecting each ID's type.")
+@click.option("--organism", help="human, mouse or an NCBI taxon ID, for symbols (default human).")
+@click.option("--source", default="uniprot", show_default=True, help="uniprot, ensembl, ncbi or fasta:PATH.")
+@click.option("--molecule", type=click.Choice(["protein", "dna"]), default="protein", show_default=True,
+              help="dna = coding sequence of the canonical transcript (ensembl only).")
+@click.option("--id-map", type=click.Path(dir_okay=False), help="ID->UniProt accession table for fasta:PATH.")
+@click.option("-o", "--output", default="-", show_default=True, help="FASTA to write ('-' = stdout).")
+@click.option("--manifest", help="Manifest TSV [default: <output stem>.manifest.tsv].")
+@click.option("--missing", help="Unresolved IDs TSV [default: <output stem>.missing.tsv].")
+@click.option("--email", envvar="GENEPHENO_EMAIL", help="Contact e-mail for the User-Agent and NCBI.")
+@click.option("--api-key", envvar="NCBI_API_KEY", help="NCBI API key (10 requests/s instead of 3).")
+@click.option("--uniprot-url", envvar="GENEPHENO_UNIPROT_URL", help="UniProt REST base URL (mirror, test).")
+@click.option("--ensembl-url", envvar="GENEPHENO_ENSEMBL_URL", help="Ensembl REST base URL.")
+@click.option("--ncbi-url", envvar="GENEPHENO_NCBI_URL", help="NCBI E-utilities base URL.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Response cache [default: ~/.cache/genepheno/fetch].")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@click.option("--offline", is_flag=True, help="Answer from the cache only; no network.")
+@click.option("--refresh", is_flag=True, help="Ignore cached answers (and replace them).")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per request.")
+@click.option("--retries", type=int, default=4, show_default=True, help="Retries on 429/5xx/network errors.")
+@click.option("--backoff", type=float, default=1.0, show_default=True, help="First retry delay in seconds (doubles).")
+def fetch(**kw):
+    """Fetch one canonical sequence per gene (symbols, Entrez, Ensembl, UniProt or MGI IDs) as FASTA."""
+    from genepheno.sequences.fetch import run_fetch
+    click.get_current_context().exit(run_fetch(**kw))
+
 
 # ---------------------------------------------------------------- embed
 

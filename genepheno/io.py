@@ -11,6 +11,10 @@ import tempfile
 import zlib
 from pathlib import Path
 
+# mkstemp/mkdtemp create private (0600/0700) entries; give finished outputs the usual mode.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 from genepheno.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -21,45 +25,52 @@ def is_gzip(path):
         return fh.read(2) == GZIP_MAGIC
 
 
-class _CheckedText(io.TextIOWrapper):
-    """Text reader that turns gzip/decoding failures into an InputError naming the file."""
+class _TextReader:
+    """Context manager over a text stream that turns gzip/decoding failures raised inside the
+    ``with`` block into an InputError naming the file. ``__enter__`` returns the raw stream, so
+    iteration runs at full speed."""
 
-    def __init__(self, raw, path):
-        super().__init__(raw, encoding="utf-8", errors="strict", newline=None)
-        self._path = path
+    def __init__(self, stream, path):
+        self.stream, self.path = stream, path
 
-    def _wrap(self, fn, *a):
-        try:
-            return fn(*a)
-        except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-            raise InputError(self._path, f"unreadable compressed data ({e})", "re-download the file") from None
-        except UnicodeDecodeError as e:
-            raise InputError(self._path, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    def __enter__(self):
+        return self.stream
+
+    # Plain use without ``with`` (no error translation then).
+    def __iter__(self):
+        return iter(self.stream)
 
     def readline(self, *a):
-        return self._wrap(super().readline, *a)
+        return self.stream.readline(*a)
 
     def read(self, *a):
-        return self._wrap(super().read, *a)
+        return self.stream.read(*a)
 
-    def __next__(self):
-        line = self.readline()
-        if not line:
-            raise StopIteration
-        return line
+    def close(self):
+        if self.stream is not sys.stdin:
+            self.stream.close()
+
+    def __exit__(self, kind, exc, tb):
+        self.close()
+        if isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile)):
+            raise InputError(self.path, f"unreadable compressed data ({exc})", "re-download the file") from None
+        if isinstance(exc, UnicodeDecodeError):
+            raise InputError(self.path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        return False
 
 
 def open_text(path):
-    """Open a plain or gzip-compressed text file for reading; gzip is detected by its magic bytes."""
-    path = Path(path)
+    """Open a plain or gzip-compressed text file for reading (gzip detected by its magic bytes).
+    Use as ``with open_text(p) as fh:``; '-' reads stdin."""
     if str(path) == "-":
-        return sys.stdin
+        return _TextReader(sys.stdin, "<stdin>")
+    path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
     if path.is_dir():
         raise InputError(path, "is a folder, expected a file")
     raw = gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
-    return _CheckedText(raw, path)
+    return _TextReader(io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline=None), path)
 
 
 def sha256_file(path, chunk=1 << 20):
@@ -88,13 +99,15 @@ def atomic_write(path, mode="w", compress=None):
     os.close(fd)
     try:
         if compress:
-            # mtime=0 keeps the bytes reproducible
-            raw = gzip.GzipFile(tmp, "wb", mtime=0)
-            fh = raw if "b" in mode else io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+            # The final name and mtime=0 in the gzip header keep the bytes reproducible.
+            with open(tmp, "wb") as sink, gzip.GzipFile(path.name, "wb", 6, sink, mtime=0) as raw:
+                fh = raw if "b" in mode else io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+                with fh:
+                    yield fh
         else:
-            fh = open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}))
-        with fh:
-            yield fh
+            with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": "\n"})) as fh:
+                yield fh
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -112,6 +125,7 @@ def atomic_dir(path, overwrite=False):
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
