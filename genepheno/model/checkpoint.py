@@ -1,0 +1,97 @@
+"""The model folder written by `genepheno train` and read by `predict` / `explain`:
+
+- ``weights.safetensors``: the network's tensors (no pickle);
+- ``model.yaml``: the training config, network sizes, the embedding it expects (encoder name,
+  layer, pooling, dimension), the vocabularies (phenotype terms with names and parents, GO
+  concepts, GO input terms), the dataset's name and manifest SHA-256, the calibration, the
+  training summary and history, and the package version.
+"""
+
+from pathlib import Path
+
+import yaml
+from safetensors.torch import load_file, save_file
+
+from genepheno import __version__
+from genepheno.errors import InputError
+from genepheno.io import atomic_dir, sha256_file
+from genepheno.model.config import config_from_dict
+from genepheno.model.train import build_network
+
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+# Embedding fields that must match between training and prediction.
+EMBEDDING_KEYS = ("model", "layer", "pooling", "dim")
+
+
+class Model:
+    """A loaded model folder: the network plus everything needed to use it."""
+
+    def __init__(self, net, meta, path=None):
+        self.net, self.meta, self.path = net, meta, path
+        self.config = config_from_dict(meta["config"], where=f"{path}/model.yaml")
+        self.term_ids = [t["id"] for t in meta["terms"]]
+        self.term_names = [t["name"] for t in meta["terms"]]
+        index = {t: i for i, t in enumerate(self.term_ids)}
+        self.term_parents = [[index[p] for p in t["parents"]] for t in meta["terms"]]
+        self.concept_ids = [c["id"] for c in meta["concepts"]]
+        self.concept_names = [c["name"] for c in meta["concepts"]]
+        self.go_vocab = meta["go_vocab"]
+        self.embedding = meta["embedding"]
+
+    def check_embedding(self, spec, where="embeddings"):
+        """Refuse embeddings made by another encoder, layer, pooling or of another dimension."""
+        want = {k: self.embedding.get(k) for k in EMBEDDING_KEYS}
+        got = {k: spec.get(k) for k in EMBEDDING_KEYS}
+        diff = [k for k in EMBEDDING_KEYS if want[k] is not None and str(want[k]) != str(got[k])]
+        if diff:
+            said = ", ".join(f"{k} {got[k]!r} (model expects {want[k]!r})" for k in diff)
+            raise InputError(where, f"embeddings do not match the model: {said}",
+                             f"embed with `genepheno embed --model {want['model']}`"
+                             + (f" --layer {want['layer']}" if want.get("layer") is not None else ""))
+
+
+def save_model(path, net, config, embedding, dataset, inputs, history, summary, force=False):
+    meta = {
+        "genepheno_version": __version__,
+        "method": "GenePheno",
+        "config": config.to_dict(),
+        "network": {"seq_dim": int(inputs.X.shape[1]), "n_go": len(inputs.go_vocab),
+                    "n_concepts": len(dataset.concept_ids), "n_terms": len(dataset.term_ids)},
+        "embedding": {k: embedding.get(k) for k in (*EMBEDDING_KEYS, "dtype") if k in embedding},
+        "dataset": {"name": dataset.name, "path": str(dataset.path),
+                    "manifest_sha256": sha256_file(Path(dataset.path) / "manifest.yaml"),
+                    "ontology": dataset.manifest.get("ontology", {}).get("version")},
+        "summary": summary,
+        "history": [{k: (round(float(v), 6) if isinstance(v, float) else v) for k, v in h.items()} for h in history],
+        "terms": [{"id": t, "name": n, "parents": [dataset.term_ids[p] for p in ps]}
+                  for t, n, ps in zip(dataset.term_ids, dataset.term_names, dataset.term_parents)],
+        "concepts": [{"id": c, "name": n, "namespace": ns}
+                     for c, n, ns in zip(dataset.concept_ids, dataset.concept_names, dataset.concept_namespaces)],
+        "go_vocab": list(inputs.go_vocab),
+    }
+    with atomic_dir(path, overwrite=force) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
+                  str(tmp / "weights.safetensors"), metadata={"format": "genepheno", "version": __version__})
+        with open(tmp / "model.yaml", "w", encoding="utf-8") as fh:
+            yaml.dump(meta, fh, Dumper=SafeDumper, sort_keys=False, allow_unicode=True, width=1000)
+    return meta
+
+
+def load_model(path):
+    path = Path(path)
+    for f in ("model.yaml", "weights.safetensors"):
+        if not (path / f).exists():
+            raise InputError(path, f"is not a genepheno model folder (missing {f})", "train one with `genepheno train`")
+    with open(path / "model.yaml", encoding="utf-8") as fh:
+        meta = yaml.load(fh, Loader=SafeLoader)
+    try:
+        config = config_from_dict(meta["config"], where=f"{path}/model.yaml")
+        n = meta["network"]
+        net = build_network(config, n["seq_dim"], n["n_go"], n["n_concepts"], n["n_terms"])
+        net.load_state_dict(load_file(str(path / "weights.safetensors")), strict=True)
+    except (KeyError, RuntimeError, TypeError) as e:
+        raise InputError(path, f"model folder is damaged or from an incompatible version ({type(e).__name__}: {e})") from None
+    net.eval()
+    return Model(net, meta, path)
+
