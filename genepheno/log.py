@@ -9,13 +9,25 @@ logger = logging.getLogger("genepheno")
 _state = {"quiet": False}
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is now (test runners and wrappers swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def setup(verbosity=0):
     """verbosity: -1 quiet (warnings only), 0 info, 1+ debug."""
     _state["quiet"] = verbosity < 0
     level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
     logger.setLevel(level)
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("genepheno: %(message)s"))
         logger.addHandler(handler)
     logger.propagate = False
