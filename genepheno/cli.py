@@ -134,6 +134,40 @@ def fetch(**kw):
 # ---------------------------------------------------------------- train / predict / explain
 
 # ---------------------------------------------------------------- evaluate / baseline / run
+@main.command()
+@click.argument("name", type=click.Choice(["naive", "blast", "kmer-lr", "go-mlp"]))
+@click.option("--dataset", required=True, help="Dataset NAME (see `datasets list`) or PATH.")
+@click.option("--split", type=click.Choice(["train", "val", "test", "all"]), default="test", show_default=True,
+              help="Genes to predict (training always uses the train split; val tunes kmer-lr / go-mlp).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="CPU threads (torch, blastp).")
+@click.option("--blast-mode", type=click.Choice(["weighted", "max"]), default="weighted", show_default=True,
+              help="blast: w-BLAST (bitscore-weighted) or max-BLAST (best identity).")
+@click.option("--min-score", type=float, default=0.0, show_default=True, help="Write only scores >= this.")
+@click.option("-o", "--output", required=True, type=click.Path(allow_dash=True), help="predictions.tsv (.gz honoured, - for stdout).")
+def baseline(name, dataset, split, seed, threads, blast_mode, min_score, output):
+    """Predict a split with a baseline: naive, blast (w-/max-BLAST), kmer-lr or go-mlp."""
+    from genepheno.baselines import run_baseline, write_baseline
+    from genepheno.data import load_dataset
+    ds = load_dataset(dataset)
+    scores = run_baseline(name, ds, split, seed=seed, threads=threads, blast_mode=blast_mode)
+    write_baseline(output, ds, split, scores, min_score=min_score)
+
+
+@main.command("evaluate")
+@click.option("--predictions", "-p", required=True, multiple=True, type=click.Path(allow_dash=True),
+              help="Predictions file (gene_id, term_id, score TSV); repeat for a side-by-side table.")
+@click.option("--name", "names", multiple=True, help="Method name per --predictions, in order [default: file stem].")
+@click.option("--dataset", required=True, help="Dataset NAME or PATH holding the true labels.")
+@click.option("--split", type=click.Choice(["train", "val", "test", "all"]), default="test", show_default=True)
+@click.option("--title", help="Report title.")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Folder for metrics.tsv, report.md and PNG plots (created; files replaced).")
+def evaluate_cmd(predictions, names, dataset, split, title, output):
+    """Score predictions: Fmax, AUC, AUPR, Smin overall and per term-frequency bin, with plots."""
+    from genepheno.evaluate import run_evaluate
+    run_evaluate(predictions, dataset, split, output, list(names) or None, title)
+
 
 
 if __name__ == "__main__":

@@ -149,3 +149,19 @@ def blast_scores(query_seqs, train_seqs, train_labels, mode="max", evalue=1e-3, 
     hits = run_blastp(query_seqs, train_seqs, evalue=evalue, threads=threads,
                       max_target_seqs=max_target_seqs, workdir=workdir)
     return transfer_annotations(hits, list(query_seqs), list(train_seqs), train_labels, mode)
+
+
+def dataset_blast_scores(dataset, split="test", mode="weighted", evalue=1e-3, threads=1, workdir=None):
+    """max-/w-BLAST scores for the genes of a dataset split (rows in split order), transferring
+    the labels of the dataset's training genes. Genes without a hit get NaN rows."""
+    from genepheno.log import logger
+    blast_binaries()  # fail before reading anything when BLAST+ is missing
+    seqs = dataset.sequences()
+    train = [dataset.gene_ids[i] for i in dataset.split_indices("train")]
+    query = [dataset.gene_ids[i] for i in dataset.split_indices(split)]
+    scores = blast_scores({g: seqs[g] for g in query}, {g: seqs[g] for g in train},
+                          dataset.labels[dataset.split_indices("train")], mode=mode, evalue=evalue,
+                          threads=threads, workdir=workdir)
+    logger.info("blastp: %d of %d %s genes have a hit (e-value <= %g) in %d training genes",
+                int((~np.isnan(scores)).any(axis=1).sum()), len(query), split, evalue, len(train))
+    return scores
