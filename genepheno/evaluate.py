@@ -53,6 +53,12 @@ class Evaluation:
     genes_per_group: dict        # group -> genes with >= 1 true term in the group
     methods: list = field(default_factory=list)
 
+    def records(self):
+        """Flat rows, one per method x group ("all" first, then BINS): the metrics.evaluate keys
+        (fmax, threshold, auc, aupr, smin, coverage, n_genes, n_terms, ...) plus method, with
+        ``bin`` = "all" or a bin label; fractions, NaN where undefined."""
+        return [{"method": m.name, **r} for m in self.methods for r in m.rows]
+
 
 def _dataset(dataset):
     from genepheno.data import load_dataset
@@ -319,7 +325,8 @@ def write_report(ev, out_dir, title=None, plots=True):
 
 
 def run_evaluate(predictions, dataset, split="test", output=".", names=None, title=None):
-    """`genepheno evaluate`: evaluate the files and write the report folder; returns the Evaluation."""
+    """`genepheno evaluate`: evaluate the files and write the report folder into ``output``;
+    returns the :class:`Evaluation` (``.records()`` for flat rows)."""
     ev = evaluate_files(predictions, dataset, split, names)
     write_report(ev, output, title)
     return ev

@@ -62,7 +62,7 @@ def write_dataset(path, genes, labels, terms, go=None):
 def test_naive_is_training_frequency(small, tmp_path):
     test = small.split_indices("test")
     freq = small.labels[small.split_indices("train")].mean(axis=0)
-    s = run_baseline("naive", small, "test")
+    s = run_baseline("naive", small, "test", threads=None)  # None: all CPUs
     assert s.shape == (len(test), len(small.term_ids))
     np.testing.assert_allclose(s, np.tile(freq, (len(test), 1)), atol=1e-7)
     # a frequency hand-counted from the labels file: HP:0000707 among the 30 training genes

@@ -123,6 +123,9 @@ def test_table_has_every_method_and_names_default_to_stems(hand):
     table = table1_markdown(ev).splitlines()
     assert table[0] == "| Method | All | 11-30 | 31-100 | 101-300 | ≥301 |"
     assert [line.split(" | ")[0] for line in table[2:]] == ["| model", "| other"]
+    rec = ev.records()
+    assert len(rec) == 10 and (rec[0]["method"], rec[0]["bin"]) == ("model", "all")
+    assert rec[5]["method"] == "other" and rec[5]["fmax"] == pytest.approx(468 / 675)
 
 
 @pytest.mark.parametrize("content, message", [

@@ -15,6 +15,7 @@ dataset's term hierarchy, so every result obeys the ontology.
 """
 
 import contextlib
+import os
 
 import numpy as np
 
@@ -68,7 +69,7 @@ def run_baseline(name, dataset, split="test", seed=0, threads=1, **options):
     blast: ``blast_mode`` ("weighted" | "max"), ``evalue``; kmer-lr: ``features`` (precomputed
     k-mer embeddings of all dataset genes, rows in dataset order), ``C`` (skip tuning);
     go-mlp: ``hidden``, ``max_epochs``, ``patience``. Unknown options are ignored by a baseline
-    that does not use them.
+    that does not use them. ``threads`` None: all CPUs (torch threads and blastp -num_threads).
     """
     from genepheno.data import load_dataset
     from genepheno.data.dataset import Dataset
@@ -79,6 +80,7 @@ def run_baseline(name, dataset, split="test", seed=0, threads=1, **options):
     ds.split_indices(split)  # validates the split name
     if not len(ds.split_indices("train")):
         raise GenephenoError(f"dataset {ds.name} has no training genes")
+    threads = threads or os.cpu_count() or 1
     with torch_threads(threads):
         scores = REGISTRY[name](ds, split, seed=seed, threads=threads, **options)
     scores = np.clip(np.asarray(scores, dtype=np.float32), 0.0, 1.0)  # NaN stays NaN
