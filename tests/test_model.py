@@ -170,7 +170,7 @@ def test_save_load_identical_and_hierarchy(tiny, tmp_path):
     assert inp.go_vocab                                        # the GO branch is in use
     net, history, summary = fit(ds, inp, cfg)
     assert len(history) == 3 and "calibration" in summary
-    spec = {"model": "random", "layer": None, "pooling": "mean", "dim": 12}
+    spec = {"encoder": "random", "model": "random", "version": 1, "layer": None, "pooling": "mean", "dim": 12}
     save_model(tmp_path / "model", net, cfg, spec, ds, inp, history, summary)
     model = load_model(tmp_path / "model")
     go = {g: ds.go_annotations[i] for i, g in enumerate(ds.gene_ids)}
@@ -199,8 +199,9 @@ def test_save_load_identical_and_hierarchy(tiny, tmp_path):
     assert all(r[7] == pytest.approx(r[5] * r[6], abs=1e-6) for r in rows)
     with pytest.raises(GenephenoError, match="not among the predicted genes"):
         explain_rows(model, p1, "NCBIGene:0")
-    with pytest.raises(InputError, match="embeddings do not match the model: model 'kmer'"):
-        model.check_embedding({"model": "kmer", "layer": None, "pooling": "mean", "dim": 12})
+    with pytest.raises(InputError, match="embeddings do not match the model .*model: 'random' vs 'kmer'"):
+        model.check_embedding({**spec, "model": "kmer"})
+    model.check_embedding({"spec": {**spec, "dtype": "bf16"}})   # a store's meta; dtype may differ
     with pytest.raises(GenephenoError, match="dimension 5"):
         predict(model, ds.gene_ids, X[:, :5])
 

@@ -20,8 +20,6 @@ from genepheno.model.train import build_network
 
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-# Embedding fields that must match between training and prediction.
-EMBEDDING_KEYS = ("model", "layer", "pooling", "dim")
 
 
 class Model:
@@ -40,14 +38,15 @@ class Model:
         self.embedding = meta["embedding"]
 
     def check_embedding(self, spec, where="embeddings"):
-        """Refuse embeddings made by another encoder, layer, pooling or of another dimension."""
-        want = {k: self.embedding.get(k) for k in EMBEDDING_KEYS}
-        got = {k: spec.get(k) for k in EMBEDDING_KEYS}
-        diff = [k for k in EMBEDDING_KEYS if want[k] is not None and str(want[k]) != str(got[k])]
+        """Refuse embeddings made by another encoder, version, layer, pooling, weights or of another
+        dimension (the compute dtype may differ)."""
+        from genepheno.embed import spec_mismatch
+        spec = spec.get("spec", spec)  # a store's meta nests the encoder's full spec
+        diff = spec_mismatch(self.embedding, spec, ignore=("dtype",))
         if diff:
-            said = ", ".join(f"{k} {got[k]!r} (model expects {want[k]!r})" for k in diff)
-            raise InputError(where, f"embeddings do not match the model: {said}",
-                             f"embed with `genepheno embed --model {want['model']}`"
+            want = self.embedding
+            raise InputError(where, f"embeddings do not match the model ({diff}; model first)",
+                             f"embed with `genepheno embed --model {want.get('model')}`"
                              + (f" --layer {want['layer']}" if want.get("layer") is not None else ""))
 
 
@@ -58,7 +57,7 @@ def save_model(path, net, config, embedding, dataset, inputs, history, summary, 
         "config": config.to_dict(),
         "network": {"seq_dim": int(inputs.X.shape[1]), "n_go": len(inputs.go_vocab),
                     "n_concepts": len(dataset.concept_ids), "n_terms": len(dataset.term_ids)},
-        "embedding": {k: embedding.get(k) for k in (*EMBEDDING_KEYS, "dtype") if k in embedding},
+        "embedding": dict(embedding.get("spec", embedding)),
         "dataset": {"name": dataset.name, "path": str(dataset.path),
                     "manifest_sha256": sha256_file(Path(dataset.path) / "manifest.yaml"),
                     "ontology": dataset.manifest.get("ontology", {}).get("version")},

@@ -159,6 +159,9 @@ def fit(dataset, inp, config, progress_every=1):
     Xtr = inp.X[train]
     net.seq_mean.copy_(torch.as_tensor(Xtr.mean(0), device=device))
     net.seq_std.copy_(torch.as_tensor(Xtr.std(0) + 1e-6, device=device))
+    with torch.no_grad():  # start from the term frequencies (the naive predictor); learn deviations
+        freq = inp.labels[train].mean(0).clip(1e-4, 1 - 1e-4)
+        net.phenotype.bias.copy_(torch.as_tensor(np.log(freq / (1 - freq)), dtype=torch.float32, device=device))
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
