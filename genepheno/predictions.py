@@ -39,7 +39,7 @@ def topological_order(parents):
 def max_propagate(scores, parents):
     """Raise every ancestor's score to the max over its descendants (NaN = no score, ignored).
     ``parents[j]`` lists the column indices of term j's direct parents. Returns a new array."""
-    s = np.array(scores, dtype=np.float32, copy=True)
+    s = np.array(scores, dtype=np.result_type(np.asarray(scores).dtype, np.float32), copy=True)
     for j in topological_order(parents):
         for p in parents[j]:
             s[:, p] = np.fmax(s[:, p], s[:, j])
@@ -71,8 +71,9 @@ def write_predictions(path, gene_ids, gene_symbols, term_ids, term_names, scores
 def read_predictions(path, gene_index, term_index):
     """Scores of a predictions file (or any ``gene term score`` TSV) as a (genes x terms) float
     array aligned to the given indices; NaN where the file has no row. Rows for genes or terms
-    outside the indices are counted and skipped; a repeated pair keeps its max."""
-    S = np.full((len(gene_index), len(term_index)), np.nan, dtype=np.float32)
+    outside the indices are counted and skipped; a repeated pair keeps its max. float64, so a
+    written 0.4500 equals the threshold 45/100 exactly."""
+    S = np.full((len(gene_index), len(term_index)), np.nan, dtype=np.float64)
     skipped_genes, skipped_terms, rows = set(), set(), 0
     with open_text(path) as fh:
         for lineno, line in enumerate(fh, 1):
