@@ -88,8 +88,8 @@ def _symbol(description):
 
 
 def predict(model, gene_ids, X, go=None, device="cpu"):
-    """Run the network. ``go``: {gene_id: [GO IDs]} for the GO branch (genes without an entry
-    are predicted from sequence alone)."""
+    """Run the network. ``go``: {gene_id: GO input tokens} (see ``Model.go_tokens`` and
+    ``Dataset.go_tokens``); genes without an entry are predicted from sequence alone."""
     if X.shape[1] != model.meta["network"]["seq_dim"]:
         raise GenephenoError(f"embeddings have dimension {X.shape[1]}, the model expects {model.meta['network']['seq_dim']}")
     go_lists = [(go or {}).get(g, []) for g in gene_ids]
@@ -199,10 +199,10 @@ def run_predict(model_dir, embeddings, output, go_annotations=None, dataset=None
         ds = load_dataset(dataset)
         rows = ds.split_indices(split or "all")
         genes = genes or [ds.gene_ids[i] for i in rows]
-        go = {g: ds.go_annotations[ds.gene_index[g]] for g in genes if g in ds.gene_index}
+        go = {g: ds.go_tokens(ds.gene_index[g]) for g in genes if g in ds.gene_index}
         symbols = dict(zip(ds.gene_ids, ds.symbols))
     if go_annotations:
-        go.update(read_gene_go(go_annotations))
+        go.update({g: model.go_tokens(ts) for g, ts in read_gene_go(go_annotations).items()})
     ids, syms, X = load_embeddings(model, embeddings, genes, device)
     pred = predict(model, ids, X, go, device)
     pred.symbols = [symbols.get(g) or s for g, s in zip(ids, syms)]
@@ -220,10 +220,10 @@ def explain_gene(model_dir, embeddings, gene, term=None, go_annotations=None, da
         from genepheno.data import load_dataset
         ds = load_dataset(dataset)
         if gene in ds.gene_index:
-            go[gene] = ds.go_annotations[ds.gene_index[gene]]
+            go[gene] = ds.go_tokens(ds.gene_index[gene])
             symbol = ds.symbols[ds.gene_index[gene]]
     if go_annotations:
-        go.update(read_gene_go(go_annotations))
+        go.update({g: model.go_tokens(ts) for g, ts in read_gene_go(go_annotations).items()})
     ids, syms, X = load_embeddings(model, embeddings, [gene], device)
     pred = predict(model, ids, X, go, device)
     rows = explain_rows(model, pred, gene, term, top_terms, top_concepts)

@@ -16,3 +16,5 @@ genepheno datasets build \
   --min-genes 11 --seed 0 --split 0.8,0.1,0.1 \
   --description "Human genes -> HPO 2025-01 phenotypic abnormalities; Swiss-Prot 2014-01 sequences; GOA human 2019-01 with GO 2019-01." \
   -o datasets/hpo-human --force "${@:2}"
+# the dataset's README (sources, versions, licenses, counts) lives beside this script
+cp scripts/hpo-human-README.md datasets/hpo-human/README.md

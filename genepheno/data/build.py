@@ -243,7 +243,7 @@ def build_dataset(opts):
                 opts.min_genes, sum(len(labels[g]) for g in genes))
 
     # GO: fine direct terms (depth > 2) as input, depth-2 terms as concepts.
-    fine, concept_rows, concept_labels, go_stats = {}, [], {}, {}
+    fine, concept_rows, concept_labels, go_concepts, go_stats = {}, [], {}, [], {}
     if go is not None:
         per_gene, go_stats = _map_go(go, go_ann, {g: chosen[g] for g in genes}, id_map, opts.max_unknown_fraction)
         depth = go.depths(list(GO_ROOTS))
@@ -256,6 +256,9 @@ def build_dataset(opts):
         cset = set(concepts)
         concept_labels = {g: ts & cset for g, ts in concept_labels.items()}
         concept_rows = [(t, go.name[t], go.namespace[t], counts[t]) for t in concepts]
+        # every GO term -> the concepts it reaches, so GO annotations of new genes map to concepts
+        corder = {t: i for i, t in enumerate(concepts)}
+        go_concepts = [(t, c) for t in go.ids for c in sorted(go.ancestors(t) & cset, key=corder.get)]
         go_stats.update(genes_with_go=sum(1 for g in genes if per_gene.get(g)),
                         genes_with_fine_go=sum(1 for g in genes if fine.get(g)),
                         fine_go_terms=len({t for ts in fine.values() for t in ts}), concepts=len(concepts))
@@ -343,6 +346,7 @@ def build_dataset(opts):
                   ((g, t) for g in genes for t in fine.get(g, [])))
         write_tsv(tmp / "concepts.tsv", ("concept_id", "name", "namespace", "n_genes"), concept_rows)
         corder = {r[0]: i for i, r in enumerate(concept_rows)}
+        write_tsv(tmp / "go_concepts.tsv.gz", ("go_id", "concept_id"), go_concepts)
         write_tsv(tmp / "concept_labels.tsv.gz", ("gene_id", "concept_id"),
                   ((g, t) for g in genes for t in sorted(concept_labels.get(g, ()), key=corder.get)))
         exclusive.write_pairs(tmp / "exclusive_pairs.tsv", pair_rows)

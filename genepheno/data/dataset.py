@@ -12,6 +12,8 @@ Folder layout (all TSVs are tab-separated with a header line; ``.gz`` files are 
 - ``concepts.tsv``: concept_id, name, namespace, n_genes — the bottleneck concepts
 - ``concept_labels.tsv.gz``: gene_id, concept_id — concepts reached by propagating the gene's GO
   annotations; a gene without GO annotations has no rows and its concepts count as unknown
+- ``go_concepts.tsv.gz``: go_id, concept_id — for every term of the GO release, the concepts it
+  reaches over is_a/part_of (maps GO annotations of genes outside the dataset to concepts)
 - ``exclusive_pairs.tsv``: term_a, term_b, reason, name_a, name_b, n_a, n_b, n_both
 - ``manifest.yaml``: inputs (file, sha256, version), options, counts, package version
 """
@@ -137,6 +139,19 @@ class Dataset:
         if self._sequences is None:
             self._sequences = {r.id: r.sequence for r in read_fasta(self.path / "sequences.fasta.gz")}
         return self._sequences
+
+    def go_concept_map(self):
+        """{GO ID: [concept IDs]} from go_concepts.tsv.gz (empty when the file is absent)."""
+        out = {}
+        path = self.path / "go_concepts.tsv.gz"
+        if path.exists():
+            for go_id, concept in _pairs(path, "go_id", "concept_id"):
+                out.setdefault(go_id, []).append(concept)
+        return out
+
+    def go_tokens(self, i):
+        """GO input of gene row i: its direct fine GO terms plus the concepts they propagate to."""
+        return self.go_annotations[i] + [self.concept_ids[k] for k in np.flatnonzero(self.concept_labels[i])]
 
     def ancestor_pairs(self):
         """(descendant index, ancestor index) for every proper ancestor among kept terms."""

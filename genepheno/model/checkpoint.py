@@ -1,6 +1,8 @@
 """The model folder written by `genepheno train` and read by `predict` / `explain`:
 
 - ``weights.safetensors``: the network's tensors (no pickle);
+- ``go_concepts.tsv.gz``: GO term -> concepts it reaches (from the dataset), so the GO annotations
+  of new genes become the same kind of GO input the model was trained on;
 - ``model.yaml``: the training config, network sizes, the embedding it expects (encoder name,
   layer, pooling, dimension), the vocabularies (phenotype terms with names and parents, GO
   concepts, GO input terms), the dataset's name and manifest SHA-256, the calibration, the
@@ -14,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from genepheno import __version__
 from genepheno.errors import InputError
-from genepheno.io import atomic_dir, sha256_file
+from genepheno.io import atomic_dir, read_tsv, sha256_file, write_tsv
 from genepheno.model.config import config_from_dict
 from genepheno.model.train import build_network
 
@@ -36,6 +38,18 @@ class Model:
         self.concept_names = [c["name"] for c in meta["concepts"]]
         self.go_vocab = meta["go_vocab"]
         self.embedding = meta["embedding"]
+        self._go_concepts = None
+
+    def go_tokens(self, go_ids):
+        """GO input for a gene annotated with ``go_ids``: the terms plus the concepts they reach."""
+        if self._go_concepts is None:
+            self._go_concepts = {}
+            path = None if self.path is None else Path(self.path) / "go_concepts.tsv.gz"
+            if path is not None and path.exists():
+                for r in read_tsv(path, required=("go_id", "concept_id")):
+                    self._go_concepts.setdefault(r["go_id"], []).append(r["concept_id"])
+        extra = [c for t in go_ids for c in self._go_concepts.get(t, ())]
+        return list(dict.fromkeys(list(go_ids) + extra))
 
     def check_embedding(self, spec, where="embeddings"):
         """Refuse embeddings made by another encoder, version, layer, pooling, weights or of another
@@ -70,6 +84,8 @@ def save_model(path, net, config, embedding, dataset, inputs, history, summary, 
         "go_vocab": list(inputs.go_vocab),
     }
     with atomic_dir(path, overwrite=force) as tmp:
+        write_tsv(tmp / "go_concepts.tsv.gz", ("go_id", "concept_id"),
+                  ((t, c) for t, cs in dataset.go_concept_map().items() for c in cs))
         save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
                   str(tmp / "weights.safetensors"), metadata={"format": "genepheno", "version": __version__})
         with open(tmp / "model.yaml", "w", encoding="utf-8") as fh:

@@ -21,8 +21,9 @@ class Output:
 
 class GOSetEncoder(nn.Module):
     """A learned vector per GO term; a gene's set is pooled by attention with the sequence
-    vector as the query, concatenated with the plain mean (the paper concatenates an attention
-    pooling and a mean pooling). Empty sets pool to zeros."""
+    vector as the query, concatenated with the plain sum (the paper concatenates an attention
+    pooling and a mean pooling; the sum keeps how many terms a gene has, which a multi-hot input
+    layer would see too). Empty sets pool to zeros."""
 
     def __init__(self, n_go, dim, query_dim):
         super().__init__()
@@ -34,14 +35,13 @@ class GOSetEncoder(nn.Module):
     def forward(self, go_idx, query=None):
         mask = go_idx != self.embed.padding_idx                        # (B, L)
         e = self.embed(go_idx)                                         # (B, L, d)
-        n = mask.sum(1, keepdim=True).clamp(min=1)
-        mean = (e * mask.unsqueeze(-1)).sum(1) / n
+        total = (e * mask.unsqueeze(-1)).sum(1)
         q = self.query(query) if (self.query is not None and query is not None) else self.default_query.expand(len(e), -1)
         att = (e @ q.unsqueeze(-1)).squeeze(-1) / self.dim ** 0.5
         att = att.masked_fill(~mask, float("-inf"))
         w = torch.softmax(att, dim=1).nan_to_num(0.0)                  # all-padding rows -> zeros
         pooled = (w.unsqueeze(-1) * e).sum(1)
-        return torch.cat([pooled, mean], dim=1), mask.any(1, keepdim=True).float()
+        return torch.cat([pooled, total], dim=1), mask.any(1, keepdim=True).float()
 
 
 class GenePhenoNet(nn.Module):
@@ -57,7 +57,7 @@ class GenePhenoNet(nn.Module):
         in_dim = seq_dim if use_sequence else 0
         if self.use_go:
             self.go = GOSetEncoder(n_go, go_dim, seq_dim if use_sequence else 0)
-            in_dim += 2 * go_dim + 1                                   # pooled + mean + has-GO flag
+            in_dim += 2 * go_dim + 1                                   # attention + sum + has-GO flag
         self.trunk = nn.Sequential(
             nn.Linear(in_dim, hidden_dim), nn.LayerNorm(hidden_dim), nn.GELU(), nn.Dropout(dropout),
             nn.Linear(hidden_dim, hidden_dim), nn.LayerNorm(hidden_dim), nn.GELU(), nn.Dropout(dropout),

@@ -44,11 +44,11 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
-def go_vocabulary(go_annotations, train_rows, min_genes):
-    """Fine GO terms annotating at least ``min_genes`` training genes, sorted."""
+def go_vocabulary(go_lists, train_rows, min_genes):
+    """GO input terms present in at least ``min_genes`` training genes, sorted."""
     counts = {}
     for i in train_rows:
-        for t in set(go_annotations[i]):
+        for t in set(go_lists[i]):
             counts[t] = counts.get(t, 0) + 1
     return sorted(t for t, n in counts.items() if n >= min_genes)
 
@@ -65,11 +65,14 @@ def go_index_matrix(go_lists, vocab):
 
 
 def prepare_inputs(dataset, X, config):
+    """The GO input of a gene is its direct fine GO terms plus the GO concepts they propagate to
+    (what a multi-hot over propagated annotations would show)."""
     train = dataset.split_indices("train")
-    vocab = go_vocabulary(dataset.go_annotations, train, config.min_go_genes) if config.use_go else []
+    tokens = [dataset.go_tokens(i) for i in range(len(dataset.gene_ids))]
+    vocab = go_vocabulary(tokens, train, config.min_go_genes) if config.use_go else []
     return Inputs(
         X=np.asarray(X, dtype=np.float32),
-        go_idx=go_index_matrix(dataset.go_annotations, vocab),
+        go_idx=go_index_matrix(tokens, vocab),
         go_vocab=vocab,
         labels=dataset.labels,
         concept_labels=dataset.concept_labels,
