@@ -130,6 +130,50 @@ def fetch(**kw):
 
 
 # ---------------------------------------------------------------- embed
+class _EmbedGroup(_Group):
+    """`genepheno embed FASTA ...` runs the `fasta` subcommand; `genepheno embed merge ...` merges."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["fasta", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=_EmbedGroup)
+def embed():
+    """Embed protein sequences into a store: `genepheno embed FASTA -o STORE [options]`
+    (ESM-2 or the weight-free kmer encoder); `genepheno embed merge -o OUT STORE...` joins shards."""
+
+
+@embed.command("fasta")
+@click.argument("fasta", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("-o", "--output", "store", required=True, type=click.Path(dir_okay=False),
+              help="Store to create or extend (SQLite); sequences already in it are skipped.")
+@click.option("--model", default=None, show_default="esm2_t33_650M_UR50D",
+              help="kmer (weight-free, offline) or an ESM-2 name, e.g. esm2_t6_8M_UR50D.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Local ESM-2 checkpoint in fair-esm's released layout.")
+@click.option("--layer", type=int, help="Representation layer (default: last; negative counts from the end).")
+@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--toks-per-batch", type=click.IntRange(min=1), help="Token budget per batch [CPU 4096, CUDA 16384].")
+@click.option("--shard", metavar="K/N", help="Embed only slice K of N (by sequence hash; K = 1..N).")
+def embed_fasta_cmd(fasta, store, model, weights, layer, dtype, device, toks_per_batch, shard):
+    """Embed the records of FASTA into STORE (resumable; IDs and sequence hashes are keys)."""
+    from genepheno import embed as E
+    enc = E.load_encoder(model, weights=weights, layer=layer, device=device, dtype=dtype)
+    E.embed_fasta(fasta, store, enc, shard=E.parse_shard(shard), toks_per_batch=toks_per_batch)
+
+
+@embed.command("merge")
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="Merged store.")
+@click.argument("stores", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def embed_merge_cmd(out, stores):
+    """Join stores (e.g. shards) made with the same model, layer, pooling and dimension."""
+    from genepheno import embed as E
+    s = E.merge_stores(out, stores)
+    log.logger.info("merged %d store(s) into %s: %d records, %d distinct sequences",
+                    s["inputs"], out, s["records"], s["vectors"])
+
 
 # ---------------------------------------------------------------- train / predict / explain
 
