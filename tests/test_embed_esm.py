@@ -87,6 +87,7 @@ def test_contact_regression_file_is_optional(tmp_path):
 
 
 def test_fast_fp32_equals_stock_and_batching_is_padding_independent(ckpt, enc, stock):
+    assert enc._linears[0].packed or not torch.backends.mkldnn.is_available()  # the oneDNN path on CPUs
     seqs = random_seqs([1, 7, 30, 64, 65, 200, 333, 1022], seed=1)
     one_by_one = embed_sequences(enc, seqs, toks_per_batch=1)
     batched = embed_sequences(enc, seqs, toks_per_batch=4096)
@@ -100,6 +101,15 @@ def test_fast_fp32_equals_stock_and_batching_is_padding_independent(ckpt, enc, s
         via_stock[idx] = v
     assert np.abs(via_stock - reference).max() <= 1e-5
     assert np.abs(both.embed(seqs) - reference).max() <= 1e-4
+
+
+def test_unpacked_linears_path_used_on_gpus_matches_too(ckpt, stock, monkeypatch):
+    monkeypatch.setattr(E, "_can_pack", lambda device, dtype: False)  # plain F.linear, as on CUDA
+    plain = load_encoder(weights=ckpt, device="cpu")
+    assert not plain._linears[0].packed
+    seqs = random_seqs([3, 90, 500], seed=8)
+    reference = np.stack([stock_mean(stock, s) for s in seqs])
+    assert np.abs(embed_sequences(plain, seqs) - reference).max() <= 1e-4
 
 
 def test_bf16_is_close_to_fp32(ckpt, enc):
