@@ -19,10 +19,11 @@ class TrainConfig:
     lr: float = 1.0e-3               # AdamW
     weight_decay: float = 1.0e-4
     hidden_dim: int = 512
-    dropout: float = 0.3
-    go_dim: int = 128                # size of each GO term's learned vector
+    hidden_layers: int = 1           # MLP layers between the inputs and the concept bottleneck
+    dropout: float = 0.5
+    go_dim: int = 256                # size of each GO term's learned vector
     min_go_genes: int = 2            # GO input vocabulary: fine terms on >= this many training genes
-    go_dropout: float = 0.3          # chance of hiding a gene's whole GO input during training
+    go_dropout: float = 0.1          # chance of hiding a gene's whole GO input during training
     go_term_dropout: float = 0.1     # chance of hiding each GO term during training
     loss: str = "contrastive"        # contrastive | bce (the "w/o contrastive loss" ablation)
     tau: float = 1.0                 # temperature of the contrastive loss
@@ -40,7 +41,7 @@ class TrainConfig:
             raise InputError(where, f"loss: {self.loss!r} must be 'contrastive' or 'bce'")
         if not (self.use_sequence or self.use_go):
             raise InputError(where, "use_sequence and use_go cannot both be false")
-        for name in ("epochs", "batch_size", "hidden_dim", "go_dim"):
+        for name in ("epochs", "batch_size", "hidden_dim", "hidden_layers", "go_dim"):
             if getattr(self, name) < 1:
                 raise InputError(where, f"{name}: must be at least 1")
         for name in ("dropout", "go_dropout", "go_term_dropout"):

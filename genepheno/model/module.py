@@ -46,7 +46,7 @@ class GOSetEncoder(nn.Module):
 
 class GenePhenoNet(nn.Module):
     def __init__(self, seq_dim, n_go, n_concepts, n_terms, hidden_dim=512, go_dim=128, dropout=0.3,
-                 use_sequence=True, use_go=True):
+                 use_sequence=True, use_go=True, hidden_layers=2):
         super().__init__()
         if not (use_sequence or use_go):
             raise ValueError("the network needs sequence input, GO input, or both")
@@ -58,10 +58,11 @@ class GenePhenoNet(nn.Module):
         if self.use_go:
             self.go = GOSetEncoder(n_go, go_dim, seq_dim if use_sequence else 0)
             in_dim += 2 * go_dim + 1                                   # attention + sum + has-GO flag
-        self.trunk = nn.Sequential(
-            nn.Linear(in_dim, hidden_dim), nn.LayerNorm(hidden_dim), nn.GELU(), nn.Dropout(dropout),
-            nn.Linear(hidden_dim, hidden_dim), nn.LayerNorm(hidden_dim), nn.GELU(), nn.Dropout(dropout),
-        )
+        layers = []
+        for k in range(hidden_layers):
+            layers += [nn.Linear(in_dim if k == 0 else hidden_dim, hidden_dim), nn.LayerNorm(hidden_dim), nn.GELU(),
+                       nn.Dropout(dropout)]
+        self.trunk = nn.Sequential(*layers)
         self.concept_head = nn.Linear(hidden_dim, n_concepts)
         self.phenotype = nn.Linear(n_concepts, n_terms)                # reads the bottleneck only
 

@@ -83,7 +83,8 @@ def prepare_inputs(dataset, X, config):
 
 def build_network(config, seq_dim, n_go, n_concepts, n_terms):
     return GenePhenoNet(seq_dim, n_go, n_concepts, n_terms, hidden_dim=config.hidden_dim, go_dim=config.go_dim,
-                        dropout=config.dropout, use_sequence=config.use_sequence, use_go=config.use_go)
+                        dropout=config.dropout, use_sequence=config.use_sequence, use_go=config.use_go,
+                        hidden_layers=config.hidden_layers)
 
 
 def _trim(go, pad):
