@@ -176,6 +176,63 @@ def embed_merge_cmd(out, stores):
 
 
 # ---------------------------------------------------------------- train / predict / explain
+@main.command()
+@click.option("--dataset", required=True, help="Dataset NAME (see `datasets list`) or PATH.")
+@click.option("--embeddings", required=True, type=click.Path(dir_okay=False), help="Embeddings store of the dataset's genes.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Training YAML (see configs/genepheno.yaml).")
+@click.option("--seed", type=int, help="Override the config's seed.")
+@click.option("--device", help="Override the config's device: auto, cpu, cuda, cuda:N.")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Model folder to create.")
+@click.option("--force", is_flag=True, help="Replace an existing model folder.")
+def train(dataset, embeddings, config_path, seed, device, output, force):
+    """Train GenePheno on a dataset's train split (early stopping on its val split)."""
+    from genepheno.model.config import load_config
+    from genepheno.model.train import train_model
+    config = load_config(config_path)
+    config.seed = config.seed if seed is None else seed
+    config.device = device or config.device
+    train_model(dataset, embeddings, config, output, force)
+
+
+def _prediction_options(f):
+    for opt in reversed([
+        click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Model folder from `genepheno train`."),
+        click.option("--embeddings", required=True, type=click.Path(allow_dash=True),
+                     help="Embeddings store, or a FASTA (.fa/.fasta[.gz]) embedded with the model's encoder."),
+        click.option("--go-annotations", type=click.Path(dir_okay=False), help="TSV gene_id, go_id: GO input for the GO branch."),
+        click.option("--dataset", help="Use this dataset's genes, symbols and GO annotations."),
+        click.option("--split", type=click.Choice(["train", "val", "test", "all"]), help="With --dataset: only this split."),
+        click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N."),
+    ]):
+        f = opt(f)
+    return f
+
+
+@main.command()
+@_prediction_options
+@click.option("--min-score", type=float, default=0.0, show_default=True, help="Write only scores >= this.")
+@click.option("--top-k", type=int, help="Write at most this many terms per gene.")
+@click.option("--top-concepts", type=int, default=3, show_default=True, help="GO concepts listed per prediction (0: none).")
+@click.option("-o", "--output", required=True, type=click.Path(allow_dash=True), help="predictions.tsv (.gz honoured, - for stdout).")
+def predict(model_dir, embeddings, go_annotations, dataset, split, device, min_score, top_k, top_concepts, output):
+    """Predict phenotype terms, with the GO concepts behind each score."""
+    from genepheno.predict import run_predict
+    run_predict(model_dir, embeddings, output, go_annotations, dataset, split, None, min_score, top_k, top_concepts, device)
+
+
+@main.command()
+@_prediction_options
+@click.option("--gene", required=True, help="Gene ID to explain.")
+@click.option("--term", help="Explain this term only (default: the gene's top-scored terms).")
+@click.option("--top-terms", type=int, default=5, show_default=True)
+@click.option("--top-concepts", type=int, default=5, show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False), help="Also draw a phenotypes x concepts heatmap (PNG).")
+def explain(model_dir, embeddings, go_annotations, dataset, split, device, gene, term, top_terms, top_concepts, plot):
+    """Show which GO concepts drive a gene's predictions (contribution = weight x activation)."""
+    from genepheno.predict import explain_gene
+    for row in explain_gene(model_dir, embeddings, gene, term, go_annotations, dataset, top_terms, top_concepts, plot, device):
+        click.echo("\t".join(row))
+
 
 # ---------------------------------------------------------------- evaluate / baseline / run
 @main.command()
@@ -212,6 +269,25 @@ def evaluate_cmd(predictions, names, dataset, split, title, output):
     from genepheno.evaluate import run_evaluate
     run_evaluate(predictions, dataset, split, output, list(names) or None, title)
 
+
+
+@main.command("run")
+@click.option("--dataset", default="hpo-human", show_default=True, help="Dataset NAME or PATH.")
+@click.option("-o", "--output", default="results", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--config", type=click.Path(dir_okay=False), help="Training YAML (default: built-in defaults).")
+@click.option("--model", "encoder", default="auto", show_default=True,
+              help="Encoder: auto (ESM-2 if its weights are on disk, else kmer), kmer, or an ESM-2 name.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Local ESM-2 checkpoint (released layout).")
+@click.option("--baselines", default="naive,blast,kmer-lr,go-mlp", show_default=True, help="Comma-separated baselines ('' for none).")
+@click.option("--seed", type=int, help="Override the config's seed.")
+@click.option("--threads", type=int, help="CPU threads for torch.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+def run_cmd(dataset, output, config, encoder, weights, baselines, seed, threads, device):
+    """The main job: embed, train GenePheno, run the baselines, predict the test split, evaluate,
+    and write OUTPUT/report.md (offline)."""
+    from genepheno.run import run_pipeline
+    run_pipeline(dataset, output, config, encoder, weights, tuple(b for b in baselines.split(",") if b),
+                 seed, threads, device)
 
 
 if __name__ == "__main__":
