@@ -38,4 +38,4 @@ def progress(iterable=None, total=None, desc=None, unit="it", **kw):
     tty = sys.stderr.isatty()
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr,
                 disable=_state["quiet"], mininterval=0.5 if tty else 30, dynamic_ncols=tty,
-                ascii=not tty, leave=tty, **kw)
+                ascii=not tty, leave=True, **kw)  # leave: the last state ends with a newline in log files
