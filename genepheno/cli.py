@@ -226,11 +226,15 @@ def predict(model_dir, embeddings, go_annotations, dataset, split, device, min_s
 @click.option("--term", help="Explain this term only (default: the gene's top-scored terms).")
 @click.option("--top-terms", type=int, default=5, show_default=True)
 @click.option("--top-concepts", type=int, default=5, show_default=True)
+@click.option("--min-depth", type=int, default=0, show_default=True,
+              help="Without --term: only terms at least this many levels below the top (more specific).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also draw a phenotypes x concepts heatmap (PNG).")
-def explain(model_dir, embeddings, go_annotations, dataset, split, device, gene, term, top_terms, top_concepts, plot):
+def explain(model_dir, embeddings, go_annotations, dataset, split, device, gene, term, top_terms, top_concepts,
+            min_depth, plot):
     """Show which GO concepts drive a gene's predictions (contribution = weight x activation)."""
     from genepheno.predict import explain_gene
-    for row in explain_gene(model_dir, embeddings, gene, term, go_annotations, dataset, top_terms, top_concepts, plot, device):
+    for row in explain_gene(model_dir, embeddings, gene, term, go_annotations, dataset, top_terms, top_concepts, plot,
+                            device, min_depth):
         click.echo("\t".join(row))
 
 

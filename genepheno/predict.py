@@ -126,7 +126,15 @@ def write(model, pred, path, min_score=0.0, top_k=None, top_concepts=3):
     return n
 
 
-def explain_rows(model, pred, gene, term=None, top_terms=5, top_concepts=5):
+def top_terms_of(model, pred, i, n, min_depth=0):
+    """The gene's ``n`` best-scored terms among those at least ``min_depth`` levels below the
+    top of the hierarchy (specific terms explain more than "Abnormality of the head")."""
+    depth = model.term_depth()
+    order = [j for j in np.argsort(-pred.scores[i], kind="stable") if depth[j] >= min_depth]
+    return order[:n]
+
+
+def explain_rows(model, pred, gene, term=None, top_terms=5, top_concepts=5, min_depth=0):
     """Rows (term_id, term_name, score, concept_id, concept_name, activation, weight, contribution)
     for one gene: the given term or its ``top_terms`` best-scored terms."""
     if gene not in pred.gene_ids:
@@ -137,7 +145,7 @@ def explain_rows(model, pred, gene, term=None, top_terms=5, top_concepts=5):
             raise GenephenoError(f"term {term!r} is not in the model's vocabulary ({len(model.term_ids)} terms)")
         terms = [model.term_ids.index(term)]
     else:
-        terms = list(np.argsort(-pred.scores[i])[:top_terms])
+        terms = top_terms_of(model, pred, i, top_terms, min_depth)
     W = model.net.phenotype.weight.detach().cpu().numpy()
     rows = []
     for j in terms:
@@ -149,7 +157,7 @@ def explain_rows(model, pred, gene, term=None, top_terms=5, top_concepts=5):
     return rows
 
 
-def plot_heatmap(model, pred, gene, path, n_terms=8, n_concepts=8, symbol=None):
+def plot_heatmap(model, pred, gene, path, n_terms=8, n_concepts=8, symbol=None, min_depth=0):
     """Phenotypes x concepts heatmap of the bottleneck weights W for the gene's top-scored terms
     and the concepts contributing most to them (the paper's case-study figure)."""
     import matplotlib
@@ -159,7 +167,7 @@ def plot_heatmap(model, pred, gene, path, n_terms=8, n_concepts=8, symbol=None):
     from genepheno.io import atomic_write
     i = pred.gene_ids.index(gene)
     W = model.net.phenotype.weight.detach().cpu().numpy()
-    terms = list(np.argsort(-pred.scores[i])[:n_terms])
+    terms = top_terms_of(model, pred, i, n_terms, min_depth)
     srcs = [pred.source[i, j] for j in terms]
     contrib = np.abs(W[srcs] * pred.concepts[i]).sum(0)
     concepts = list(np.argsort(-contrib)[:n_concepts])
@@ -211,7 +219,7 @@ def run_predict(model_dir, embeddings, output, go_annotations=None, dataset=None
 
 
 def explain_gene(model_dir, embeddings, gene, term=None, go_annotations=None, dataset=None, top_terms=5,
-                 top_concepts=5, plot=None, device="cpu"):
+                 top_concepts=5, plot=None, device="cpu", min_depth=0):
     """`genepheno explain`: header + rows as strings; optionally a heatmap PNG."""
     from genepheno.model.checkpoint import load_model
     model = load_model(model_dir)
@@ -226,9 +234,9 @@ def explain_gene(model_dir, embeddings, gene, term=None, go_annotations=None, da
         go.update({g: model.go_tokens(ts) for g, ts in read_gene_go(go_annotations).items()})
     ids, syms, X = load_embeddings(model, embeddings, [gene], device)
     pred = predict(model, ids, X, go, device)
-    rows = explain_rows(model, pred, gene, term, top_terms, top_concepts)
+    rows = explain_rows(model, pred, gene, term, top_terms, top_concepts, min_depth)
     if plot:
-        plot_heatmap(model, pred, gene, plot, symbol=symbol or syms[0] or gene)
+        plot_heatmap(model, pred, gene, plot, symbol=symbol or syms[0] or gene, min_depth=min_depth)
     header = ("gene_id", "term_id", "term_name", "score", "concept_id", "concept_name", "activation", "weight", "contribution")
     return [header] + [(gene, t, tn, f"{s:.4f}", c, cn, f"{a:.4f}", f"{w:.4f}", f"{x:.4f}")
                        for t, tn, s, c, cn, a, w, x in rows]

@@ -117,9 +117,9 @@ def run_pipeline(dataset="hpo-human", output="results", config=None, model="auto
                           names=[LABELS.get(m, m) for m in preds])
 
     with steps("explain one test gene"):
-        gene, symbol = _example_gene(ds, preds["genepheno"])
-        table = explain_gene(out / "model", store_path, gene, dataset=ds.path, top_terms=5, top_concepts=5,
-                             plot=out / f"explain_{_safe(gene)}.png")
+        gene, symbol = _example_gene(ds, preds["genepheno"], out / "model")
+        table = explain_gene(out / "model", store_path, gene, dataset=ds.path, top_terms=5, top_concepts=3,
+                             plot=out / f"explain_{_safe(gene)}.png", min_depth=3)
         (out / f"explain_{_safe(gene)}.tsv").write_text("\n".join("\t".join(r) for r in table) + "\n")
 
     wall = round(time.perf_counter() - t_start, 1)
@@ -137,18 +137,19 @@ def _safe(text):
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
-def _example_gene(ds, pred_path):
-    """A test gene to explain: the one with the most true labels among the top-10 test genes by
-    the number of correct top-5 predictions (a case where the model is right, as in the paper)."""
+def _example_gene(ds, pred_path, model_dir):
+    """A test gene to explain: the most correct predictions among its top-5 specific terms (a case
+    where the model is right, as the paper's case studies), ties to the gene with most labels."""
+    from genepheno.model.checkpoint import load_model
     from genepheno.predictions import read_predictions
     test = ds.split_indices("test")
     idx = {ds.gene_ids[i]: k for k, i in enumerate(test)}
     S = read_predictions(pred_path, idx, ds.term_index)
     Y = ds.labels[test]
     S0 = np.nan_to_num(S, nan=0.0)
-    # prefer specific terms: rank by score among terms below the top two levels of the hierarchy
-    depth = np.array([len(p) for p in ds.term_parents])
-    top = np.argsort(-(S0 * (depth > 0)), axis=1)[:, :5]
+    # specific terms, as in the explanation: rank by score among terms >= 3 levels down
+    depth = np.array(load_model(model_dir).term_depth())
+    top = np.argsort(-(S0 * (depth >= 3)), axis=1)[:, :5]
     hits = Y[np.arange(len(test))[:, None], top].sum(1)
     k = int(np.lexsort((-Y.sum(1), -hits))[0])
     i = test[k]

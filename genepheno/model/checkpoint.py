@@ -40,6 +40,16 @@ class Model:
         self.embedding = meta["embedding"]
         self._go_concepts = None
 
+    def term_depth(self):
+        """Levels below the top of the kept hierarchy (terms without kept parents are 0)."""
+        if getattr(self, "_depth", None) is None:
+            from genepheno.predictions import topological_order
+            depth = [0] * len(self.term_ids)
+            for j in reversed(topological_order(self.term_parents)):  # parents first
+                depth[j] = max((depth[p] + 1 for p in self.term_parents[j]), default=0)
+            self._depth = depth
+        return self._depth
+
     def go_tokens(self, go_ids):
         """GO input for a gene annotated with ``go_ids``: the terms plus the concepts they reach."""
         if self._go_concepts is None:
