@@ -63,7 +63,7 @@ def datasets_info(dataset):
 
 @datasets.command("build")
 @click.option("--ontology", required=True, type=click.Path(dir_okay=False), help="Phenotype ontology .obo(.gz): hp.obo or mp.obo.")
-@click.option("--annotations", required=True, type=click.Path(dir_okay=False), help="Gene->phenotype file (HPO or MGI formats; see README).")
+@click.option("--annotations", required=True, type=click.Path(dir_okay=False), help="Gene->phenotype file (HPO/MGI formats).")
 @click.option("--annotation-format", type=click.Choice(PHENOTYPE_FORMATS), help="Format of --annotations (default: detected).")
 @click.option("--sequences", required=True, type=click.Path(dir_okay=False), help="Protein FASTA (UniProt headers or bare accessions).")
 @click.option("--id-map", type=click.Path(dir_okay=False), help="Gene ID -> sequence accession table (e.g. Entrez -> UniProt).")

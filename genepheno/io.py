@@ -11,11 +11,11 @@ import tempfile
 import zlib
 from pathlib import Path
 
+from genepheno.errors import InputError
+
 # mkstemp/mkdtemp create private (0600/0700) entries; give finished outputs the usual mode.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-
-from genepheno.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
 

@@ -101,12 +101,6 @@ def predict(model, gene_ids, X, go=None, device="cpu"):
     return Prediction(list(gene_ids), [""] * len(gene_ids), scores, source, logits, concepts)
 
 
-def contributions(model, pred, i, j):
-    """Concept contributions W[j, :] * g_i for gene row i and term column j."""
-    W = model.net.phenotype.weight.detach().cpu().numpy()
-    return W[j] * pred.concepts[i]
-
-
 def concepts_text(model, pred, top=3):
     W = model.net.phenotype.weight.detach().cpu().numpy()
 

@@ -25,7 +25,8 @@ def test_hpo_phenotype_to_genes_both_layouts(tmp_path):
     new.write_text("hpo_id\thpo_name\tncbi_gene_id\tgene_symbol\tdisease_id\n"
                    "HP:0001252\tHypotonia\t7157\tTP53\tOMIM:1\nHP:0001252\tHypotonia\t7157\tTP53\tOMIM:2\n")
     old = tmp_path / "p2g_legacy.txt"
-    old.write_text("#Format: HPO-id<tab>HPO label<tab>entrez-gene-id<tab>entrez-gene-symbol<tab>Additional Info from G-D source<tab>G-D source<tab>disease-ID for link\n"
+    old.write_text("#Format: HPO-id<tab>HPO label<tab>entrez-gene-id<tab>entrez-gene-symbol<tab>"
+                   "Additional Info from G-D source<tab>G-D source<tab>disease-ID for link\n"
                    "HP:0001252\tHypotonia\t7157\tTP53\t-\tmim2gene\tOMIM:151623\n")
     for p in (new, old):
         assert A.detect_phenotype_format(p) == "hpo-p2g"

@@ -102,7 +102,8 @@ def test_cli_side_by_side_report(hand, tmp_path):
     rows = list(csv.DictReader(open(out / "metrics.tsv"), delimiter="\t"))
     assert list(rows[0])[:10] == ["method", "bin", "Fmax", "threshold", "AUC", "AUPR", "Smin", "coverage",
                                   "n_genes", "n_terms"]
-    assert [(r["method"], r["bin"]) for r in rows[:6]] == [("model", b) for b in ("all", "11-30", "31-100", "101-300", ">=301")] + [("other", "all")]
+    groups = ("all", "11-30", "31-100", "101-300", ">=301")
+    assert [(r["method"], r["bin"]) for r in rows[:6]] == [("model", b) for b in groups] + [("other", "all")]
     assert float(rows[0]["Fmax"]) == pytest.approx(16 / 17, abs=1e-6) and rows[2]["Fmax"] == "NA"
     # other: t in (.25, .5]: {T1, T3} for all -> P 2/3, R 13/18, F 468/675; t <= .25: P 1/2, R 1, F 2/3
     assert float(rows[5]["Fmax"]) == pytest.approx(468 / 675, abs=1e-6) and float(rows[5]["AUC"]) == 0.5

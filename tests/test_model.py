@@ -192,7 +192,6 @@ def test_save_load_identical_and_hierarchy(tiny, tmp_path):
     assert np.isfinite(alone.scores).all() and not np.array_equal(alone.scores, p1.scores)
     # explanations: contributions equal weight x activation and add up to logit - bias
     rows = explain_rows(model, p1, ds.gene_ids[0], top_terms=2, top_concepts=len(model.concept_ids))
-    W = model.net.phenotype.weight.detach().numpy()
     b = model.net.phenotype.bias.detach().numpy()
     t0 = rows[0][0]
     j = model.term_ids.index(t0)
