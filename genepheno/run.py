@@ -104,7 +104,7 @@ def run_pipeline(dataset="hpo-human", output="results", config=None, model="auto
     preds = {}
     with steps("predict the test genes"):
         preds["genepheno"] = out / "predictions" / "genepheno.tsv"
-        run_predict(out / "model", store_path, preds["genepheno"], dataset=ds.path, split="test")
+        model, pred = run_predict(out / "model", store_path, preds["genepheno"], dataset=ds.path, split="test")
 
     for b in baselines:
         with steps(f"baseline {b}"):
@@ -117,7 +117,7 @@ def run_pipeline(dataset="hpo-human", output="results", config=None, model="auto
                           names=[LABELS.get(m, m) for m in preds])
 
     with steps("explain one test gene"):
-        gene, symbol = _example_gene(ds, preds["genepheno"], out / "model")
+        gene, symbol = _example_gene(ds, pred, model)
         table = explain_gene(out / "model", store_path, gene, dataset=ds.path, top_terms=5, top_concepts=3,
                              plot=out / f"explain_{_safe(gene)}.png", min_depth=3)
         (out / f"explain_{_safe(gene)}.tsv").write_text("\n".join("\t".join(r) for r in table) + "\n")
@@ -137,23 +137,17 @@ def _safe(text):
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
-def _example_gene(ds, pred_path, model_dir):
+def _example_gene(ds, pred, model):
     """A test gene to explain: the most correct predictions among its top-5 specific terms (a case
-    where the model is right, as the paper's case studies), ties to the gene with most labels."""
-    from genepheno.model.checkpoint import load_model
-    from genepheno.predictions import read_predictions
-    test = ds.split_indices("test")
-    idx = {ds.gene_ids[i]: k for k, i in enumerate(test)}
-    S = read_predictions(pred_path, idx, ds.term_index)
-    Y = ds.labels[test]
-    S0 = np.nan_to_num(S, nan=0.0)
-    # specific terms, as in the explanation: rank by score among terms >= 3 levels down
-    depth = np.array(load_model(model_dir).term_depth())
-    top = np.argsort(-(S0 * (depth >= 3)), axis=1)[:, :5]
-    hits = Y[np.arange(len(test))[:, None], top].sum(1)
+    where the model is right, as the paper's case studies), ties to the gene with most labels.
+    ``pred`` holds the test genes in split order and the dataset's terms (the model's vocabulary)."""
+    rows = [ds.gene_index[g] for g in pred.gene_ids]
+    Y = ds.labels[rows]
+    depth = np.array(model.term_depth())  # specific terms, as in the explanation: >= 3 levels down
+    top = np.argsort(-(pred.scores * (depth >= 3)), axis=1)[:, :5]
+    hits = Y[np.arange(len(rows))[:, None], top].sum(1)
     k = int(np.lexsort((-Y.sum(1), -hits))[0])
-    i = test[k]
-    return ds.gene_ids[i], ds.symbols[i]
+    return pred.gene_ids[k], ds.symbols[rows[k]]
 
 
 def _write_report(out, ds, ev, gene, symbol, table, run):
