@@ -43,8 +43,8 @@ def main():
     t0 = time.perf_counter()
     if args.embeddings:
         from genepheno.embed import open_store
-        X = open_store(args.embeddings).get(ds.gene_ids)
-        encoder = open_store(args.embeddings).meta.get("model")
+        store = open_store(args.embeddings)
+        X, encoder = store.get(ds.gene_ids), store.meta.get("model")
     else:
         from genepheno.embed import embed_sequences, load_encoder
         seqs = ds.sequences()

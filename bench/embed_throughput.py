@@ -80,6 +80,7 @@ def _sync(device):
 
 def worker_stock(ckpt, seqs, layers, device):
     import argparse as ap
+
     import esm
     import torch
 

@@ -155,30 +155,26 @@ def read_phenotype_annotations(path, fmt=None):
     return readers[fmt](path)
 
 
+def _read_hpo(path, fmt, header, gene_col, symbol_col, term_col):
+    c = _Collector(path, fmt)
+    for lineno, f in _rows(path):
+        if f[0] == header:
+            continue
+        _check(path, lineno, f, max(gene_col, symbol_col, term_col) + 1, fmt)
+        if not f[gene_col].strip().isdigit():
+            raise InputError(f"{path}:{lineno}", f"gene ID {f[gene_col]!r} is not an NCBI Gene ID")
+        c.add(normalize_gene_id(f[gene_col]), _term(path, lineno, f[term_col]), f[symbol_col].strip())
+    return c.done()
+
+
 def read_hpo_genes_to_phenotype(path):
     """HPO genes_to_phenotype.txt: gene ID, symbol, HPO ID in the first three columns (both layouts)."""
-    c = _Collector(path, "hpo-g2p")
-    for lineno, f in _rows(path):
-        if f[0] == "ncbi_gene_id":
-            continue
-        _check(path, lineno, f, 3, "genes_to_phenotype")
-        if not f[0].strip().isdigit():
-            raise InputError(f"{path}:{lineno}", f"gene ID {f[0]!r} is not an NCBI Gene ID")
-        c.add(normalize_gene_id(f[0]), _term(path, lineno, f[2]), f[1].strip())
-    return c.done()
+    return _read_hpo(path, "hpo-g2p", "ncbi_gene_id", gene_col=0, symbol_col=1, term_col=2)
 
 
 def read_hpo_phenotype_to_genes(path):
     """HPO phenotype_to_genes.txt: HPO ID, label, gene ID, symbol first (2023+ and pre-2023)."""
-    c = _Collector(path, "hpo-p2g")
-    for lineno, f in _rows(path):
-        if f[0] == "hpo_id":
-            continue
-        _check(path, lineno, f, 4, "phenotype_to_genes")
-        if not f[2].strip().isdigit():
-            raise InputError(f"{path}:{lineno}", f"gene ID {f[2]!r} is not an NCBI Gene ID")
-        c.add(normalize_gene_id(f[2]), _term(path, lineno, f[0]), f[3].strip())
-    return c.done()
+    return _read_hpo(path, "hpo-p2g", "hpo_id", gene_col=2, symbol_col=3, term_col=0)
 
 
 def _read_mgi_report(path, fmt, mp_col, marker_col):

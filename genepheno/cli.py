@@ -5,8 +5,7 @@ import sys
 
 import click
 
-from genepheno import __version__
-from genepheno import log
+from genepheno import __version__, log
 from genepheno.annotations import EVIDENCE_FILTERS, PHENOTYPE_FORMATS
 from genepheno.errors import GenephenoError
 
@@ -57,6 +56,7 @@ def datasets_list():
 def datasets_info(dataset):
     """Counts of a dataset (NAME or PATH): genes, terms per bin, concepts, pairs, splits."""
     import yaml
+
     from genepheno.data import load_dataset
     click.echo(yaml.safe_dump(load_dataset(dataset).info(), sort_keys=False).rstrip())
 
@@ -90,7 +90,7 @@ def datasets_build(fractions, **kw):
     try:
         kw["fractions"] = tuple(float(x) for x in fractions.split(","))
     except ValueError:
-        raise click.BadParameter(f"{fractions!r} is not three comma-separated numbers", param_hint="--split")
+        raise click.BadParameter(f"{fractions!r} is not three comma-separated numbers", param_hint="--split") from None
     build_dataset(BuildOptions(**kw))
 
 
@@ -201,7 +201,6 @@ def _prediction_options(f):
                      help="Embeddings store, or a FASTA (.fa/.fasta[.gz]) embedded with the model's encoder."),
         click.option("--go-annotations", type=click.Path(dir_okay=False), help="TSV gene_id, go_id: GO input for the GO branch."),
         click.option("--dataset", help="Use this dataset's genes, symbols and GO annotations."),
-        click.option("--split", type=click.Choice(["train", "val", "test", "all"]), help="With --dataset: only this split."),
         click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N."),
     ]):
         f = opt(f)
@@ -210,6 +209,7 @@ def _prediction_options(f):
 
 @main.command()
 @_prediction_options
+@click.option("--split", type=click.Choice(["train", "val", "test", "all"]), help="With --dataset: only this split.")
 @click.option("--min-score", type=float, default=0.0, show_default=True, help="Write only scores >= this.")
 @click.option("--top-k", type=int, help="Write at most this many terms per gene.")
 @click.option("--top-concepts", type=int, default=3, show_default=True, help="GO concepts listed per prediction (0: none).")
@@ -229,7 +229,7 @@ def predict(model_dir, embeddings, go_annotations, dataset, split, device, min_s
 @click.option("--min-depth", type=int, default=0, show_default=True,
               help="Without --term: only terms at least this many levels below the top (more specific).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also draw a phenotypes x concepts heatmap (PNG).")
-def explain(model_dir, embeddings, go_annotations, dataset, split, device, gene, term, top_terms, top_concepts,
+def explain(model_dir, embeddings, go_annotations, dataset, device, gene, term, top_terms, top_concepts,
             min_depth, plot):
     """Show which GO concepts drive a gene's predictions (contribution = weight x activation)."""
     from genepheno.predict import explain_gene

@@ -102,13 +102,27 @@ def predict(model, gene_ids, X, go=None, device="cpu"):
 
 
 def concepts_text(model, pred, top=3):
+    """A function (i, j) -> the ``concepts`` column text. The top concepts of every term of a gene
+    are found in one vectorised step when the writer reaches that gene (rows come gene by gene)."""
     W = model.net.phenotype.weight.detach().cpu().numpy()
+    k = min(top, W.shape[1])
+    cache = {}
+
+    def gene_tops(i):
+        if i not in cache:
+            cache.clear()
+            C = W * pred.concepts[i]                                   # (terms, concepts)
+            best = np.argpartition(-C, k - 1, axis=1)[:, :k]
+            vals = np.take_along_axis(C, best, axis=1)
+            order = np.argsort(-vals, axis=1, kind="stable")
+            cache[i] = (np.take_along_axis(best, order, axis=1), np.take_along_axis(vals, order, axis=1))
+        return cache[i]
 
     def text(i, j):
+        best, vals = gene_tops(i)
         src = pred.source[i, j]
-        c = W[src] * pred.concepts[i]
-        best = np.argsort(-c)[:top]
-        return ";".join(f"{model.concept_ids[k]}|{model.concept_names[k]}|{c[k]:.3f}" for k in best if c[k] > 0)
+        return ";".join(f"{model.concept_ids[c]}|{model.concept_names[c]}|{v:.3f}"
+                        for c, v in zip(best[src], vals[src]) if v > 0)
     return text
 
 
@@ -194,6 +208,8 @@ def run_predict(model_dir, embeddings, output, go_annotations=None, dataset=None
     """`genepheno predict`: model + embeddings (store or FASTA) -> predictions file. With
     ``dataset`` (and ``split``) the dataset's genes, symbols and GO annotations are used."""
     from genepheno.model.checkpoint import load_model
+    if split and dataset is None:
+        raise GenephenoError("--split needs --dataset (the split is the dataset's)")
     model = load_model(model_dir)
     go, symbols = {}, {}
     if dataset is not None:

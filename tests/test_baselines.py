@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import FIXTURES
 
+from conftest import FIXTURES
 from genepheno.baselines import run_baseline
 from genepheno.baselines.go_mlp import go_mlp_scores
 from genepheno.baselines.kmer_lr import fit_ovr_logistic, predict_proba

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import FIXTURES, ROOT, shared
 
+from conftest import FIXTURES, ROOT, shared
 from genepheno.annotations import read_hpo_genes_to_phenotype, read_hpo_phenotype_to_genes
 from genepheno.cli import main
 from genepheno.data import list_datasets, load_dataset

@@ -5,11 +5,11 @@ import urllib.error
 import numpy as np
 import torch
 from click.testing import CliRunner
+from test_embed_esm import make_checkpoint, random_seqs
 
 from genepheno.cli import main
 from genepheno.embed import open_store
 from genepheno.sequences.fasta import write_fasta
-from test_embed_esm import make_checkpoint, random_seqs
 
 
 def run(*args):

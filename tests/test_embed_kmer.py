@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from test_embed_esm import random_seqs
 
 from genepheno.embed import embed_sequences, load_encoder
 from genepheno.embed import kmer as K
-from test_embed_esm import random_seqs
 
 
 def test_blocks_and_dimension():

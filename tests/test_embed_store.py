@@ -8,12 +8,12 @@ import textwrap
 
 import numpy as np
 import pytest
+from test_embed_esm import make_checkpoint, random_seqs
 
 from genepheno.embed import embed_fasta, embed_sequences, load_encoder, merge_stores, open_store, parse_shard
 from genepheno.embed.store import in_shard
 from genepheno.errors import GenephenoError, InputError
 from genepheno.sequences.fasta import sequence_sha256, write_fasta
-from test_embed_esm import make_checkpoint, random_seqs
 
 
 @pytest.fixture(scope="module")

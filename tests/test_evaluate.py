@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from genepheno.cli import main
-from genepheno.evaluate import evaluate_files, evaluate_scores, method_name, table1_markdown
 from genepheno.data import load_dataset
+from genepheno.evaluate import evaluate_files, evaluate_scores, method_name, table1_markdown
 
 # Terms: T:1 (bin >=301) <- T:2 (11-30); T:3 (>=301) <- T:4 (11-30). Labels are propagated.
 TERMS = [("T:1", ">=301", ""), ("T:2", "11-30", "T:1"), ("T:3", ">=301", ""), ("T:4", "11-30", "T:3")]

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from genepheno.metrics import (BINS, THRESHOLDS, aupr_micro, evaluate, fmax, frequency_bin,
-                               information_accretion, smin, term_auc)
+from genepheno.metrics import BINS, THRESHOLDS, aupr_micro, evaluate, fmax, frequency_bin, information_accretion, smin, term_auc
 
 N = np.nan
 # genes x terms (a, b, c). g2 has truth but no prediction; g3 has predictions but no truth.

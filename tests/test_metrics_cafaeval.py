@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES, shared
-from genepheno.cafa import write_namespaced_obo, run_cafaeval
+from genepheno.cafa import run_cafaeval, write_namespaced_obo
 from genepheno.io import open_text
 from genepheno.metrics import evaluate, fmax, information_accretion, smin
 

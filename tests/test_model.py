@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import FIXTURES
 
+from conftest import FIXTURES
 from genepheno.errors import GenephenoError, InputError
 from genepheno.model import losses
 from genepheno.model.checkpoint import load_model, save_model

@@ -2,8 +2,8 @@ import gzip
 
 import numpy as np
 import pytest
-from conftest import FIXTURES, shared
 
+from conftest import FIXTURES, shared
 from genepheno.errors import InputError
 from genepheno.ontology import GO_ROOTS, load_ontology, subtree_root_for
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import FIXTURES
 
+from conftest import FIXTURES
 from genepheno.cli import main
 from genepheno.data import load_dataset
 
@@ -130,6 +130,9 @@ def test_bad_inputs(work, tmp_path):
     msg = one_line_error(cli("train", "--dataset", work / "ds", "--embeddings", work / "emb.sqlite", "--config", typo,
                              "-o", tmp_path / "m"))
     assert "unknown key 'lamda_exclusive'" in msg and "lambda_exclusive" in msg and not (tmp_path / "m").exists()
+    msg = one_line_error(cli("predict", "--model", work / "model", "--embeddings", work / "emb.sqlite", "--split", "test",
+                             "-o", tmp_path / "s.tsv"))
+    assert "--split needs --dataset" in msg and not (tmp_path / "s.tsv").exists()
     msg = one_line_error(cli("explain", "--model", work / "model", "--embeddings", work / "emb.sqlite", "--gene", "NCBIGene:0"))
     assert "NCBIGene:0" in msg
     # embeddings from another encoder version: same dimension, refused

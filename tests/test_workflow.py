@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+
 from conftest import FIXTURES, ROOT
 
 pytest.importorskip("snakemake")

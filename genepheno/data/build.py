@@ -16,8 +16,14 @@ import numpy as np
 import yaml
 
 from genepheno import __version__
-from genepheno.annotations import (EVIDENCE_FILTERS, normalize_gene_id, read_gene_symbols,
-                                   read_go_annotations, read_id_map, read_phenotype_annotations)
+from genepheno.annotations import (
+    EVIDENCE_FILTERS,
+    normalize_gene_id,
+    read_gene_symbols,
+    read_go_annotations,
+    read_id_map,
+    read_phenotype_annotations,
+)
 from genepheno.data import exclusive
 from genepheno.data.split import stratified_split
 from genepheno.errors import GenephenoError, InputError
@@ -134,8 +140,9 @@ def _choose_sequences(genes, symbols, seqs, id_map, fasta_symbols, go_symbols, g
         if not cands:
             stats["no_sequence"] += 1
             continue
-        primary = {a for a in cands if sym and sym.upper() in {s.upper() for s in list(go_symbols.get(a, []))[:1]}}
-        best = sorted(cands, key=lambda a: (a not in primary, -go_counts.get(a, 0), -len(seqs[a]), a))[0]
+        # prefer the accession whose GOA symbol (first entry) is the gene's own symbol
+        own = {a for a in cands if sym and go_symbols.get(a, [""])[0].upper() == sym.upper()}
+        best = min(cands, key=lambda a: (a not in own, -go_counts.get(a, 0), -len(seqs[a]), a))
         chosen[gene] = best
         taken.add(best)
         stats[f"by_{how}"] += 1

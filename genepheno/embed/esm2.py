@@ -25,8 +25,8 @@ the protein's vector the mean over its residues. Nothing is truncated.
 
 import argparse
 import contextlib
-import io
 import hashlib
+import io
 import math
 import pickle
 import socket

@@ -11,8 +11,7 @@ import json
 
 from genepheno.sequences.http import HttpClient, SourceError
 from genepheno.sequences.ids import ID_TYPES, organism_name
-from genepheno.sequences.sources import (AMBIGUOUS, NOT_FOUND, SOURCE_ERROR, Hit, Miss, Source, chunks,
-                                         clean_sequence)
+from genepheno.sequences.sources import AMBIGUOUS, NOT_FOUND, SOURCE_ERROR, Hit, Miss, Source, chunks, clean_sequence
 
 DEFAULT_URL = "https://rest.ensembl.org"
 SPECIES = {9606: "homo_sapiens", 10090: "mus_musculus", 10116: "rattus_norvegicus", 7955: "danio_rerio"}

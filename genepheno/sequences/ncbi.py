@@ -18,8 +18,7 @@ from Bio import Entrez, SeqIO
 
 from genepheno.sequences.http import HttpClient, SourceError
 from genepheno.sequences.ids import organism_name
-from genepheno.sequences.sources import (AMBIGUOUS, NOT_FOUND, SOURCE_ERROR, Hit, Miss, Source, chunks,
-                                         clean_sequence)
+from genepheno.sequences.sources import AMBIGUOUS, NOT_FOUND, SOURCE_ERROR, Hit, Miss, Source, chunks, clean_sequence
 
 DEFAULT_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
 SEARCH_BATCH, FETCH_BATCH = 100, 200
