@@ -103,13 +103,32 @@ def test_fast_fp32_equals_stock_and_batching_is_padding_independent(ckpt, enc, s
     assert np.abs(both.embed(seqs) - reference).max() <= 1e-4
 
 
-def test_unpacked_linears_path_used_on_gpus_matches_too(ckpt, stock, monkeypatch):
-    monkeypatch.setattr(E, "_can_pack", lambda device, dtype: False)  # plain F.linear, as on CUDA
+def test_gpu_path_matches_too(ckpt, stock, monkeypatch):
+    """What runs on CUDA, run on the CPU: plain F.linear, one masked attention call per batch in
+    the model dtype, one worker."""
+    monkeypatch.setattr(E, "_can_pack", lambda device, dtype: False)
     plain = load_encoder(weights=ckpt, device="cpu")
+    plain._cpu, plain.workers = False, 1
     assert not plain._linears[0].packed
     seqs = random_seqs([3, 90, 500], seed=8)
     reference = np.stack([stock_mean(stock, s) for s in seqs])
     assert np.abs(embed_sequences(plain, seqs) - reference).max() <= 1e-4
+
+
+def test_worker_threads_give_the_same_vectors(ckpt):
+    seqs = random_seqs([5, 40, 41, 300, 700, 1500, 2600, 64, 65], seed=9)  # several batches, windowed ones
+    threads = torch.get_num_threads()
+    one = E.ESMEncoder(*E.load_esm2(weights=ckpt)[:2], "esm2_t2_tiny", device="cpu", workers=1)
+    two = E.ESMEncoder(*E.load_esm2(weights=ckpt)[:2], "esm2_t2_tiny", device="cpu", workers=2)
+    assert one.workers == 1 and two.workers == min(2, torch.get_num_threads())
+    a, b = one.embed(seqs, toks_per_batch=700), two.embed(seqs, toks_per_batch=700)
+    assert len(E.plan_batches([min(len(s), 1022) for s in seqs], 700)) >= 6
+    assert np.abs(a - b).max() <= 1e-5
+    assert torch.get_num_threads() == threads  # workers set their own thread count, not the caller's
+
+
+def test_rotary_pair_order_interleaves_each_head():
+    assert E._pair_order(8, 2).tolist() == [0, 2, 1, 3, 4, 6, 5, 7]
 
 
 def test_bf16_is_close_to_fp32(ckpt, enc):
@@ -152,6 +171,30 @@ def test_batches_follow_the_token_budget_with_few_shapes():
     assert [T for T, _ in batches] == sorted((T for T, _ in batches), reverse=True)  # longest first
     assert len({(T, len(m)) for T, m in batches}) <= 2 * 32  # one full and one partial shape per length
     assert E.plan_batches([5000], 100) == [(5024, [0])]
+
+
+def test_packed_batches_fill_the_budget_in_few_shapes():
+    lengths = np.random.default_rng(0).integers(1, 1023, 400).tolist()
+    batches = E.plan_packed(lengths, 4096)
+    assert sorted(j for _, m in batches for j in m) == list(range(400))
+    for N, members in batches:
+        used = sum(lengths[j] + 2 for j in members)
+        assert N % 64 == 0 and used <= N < used + 64 and used <= 4096
+    assert all(sum(lengths[j] + 2 for j in m) > 4096 - 1024 for _, m in batches[:-1])  # nearly full
+    assert len({N for N, _ in batches}) <= 4096 // 64
+    assert E.plan_packed([5000, 10], 100) == [(5056, [0]), (64, [1])]
+
+
+def test_packed_layout_keeps_sequences_apart(enc):
+    """Packed into one row, each sequence sees only itself: equal to running it alone."""
+    seqs = random_seqs([30, 17, 200, 1], seed=11)
+    tokens, segments = enc._layout(seqs, 320, packed=True)
+    assert segments == [(0, 0, 32), (0, 32, 19), (0, 51, 202), (0, 253, 3)] and tokens.shape == (1, 320)
+    with torch.inference_mode():
+        row = enc.forward(tokens, segments)[0]
+        for (_, s, n), seq in zip(segments, seqs):
+            alone = enc.forward(*enc._layout([seq], n, packed=True))[0]
+            assert torch.allclose(row[s:s + n], alone, atol=1e-5)
 
 
 def test_long_protein_is_windowed_not_truncated(enc, stock):

@@ -9,12 +9,18 @@ torch 2.6, ``torch.load`` refuses the ``argparse.Namespace`` in those files; we 
 
 Inference. fair-esm's stock attention computes and head-averages the full attention matrices in
 every layer even when nobody asks for them; on a CPU this allocation traffic makes batching slower
-than one-by-one. ``ESMEncoder`` runs the same modules (same weights, same parameters) through its own
-forward: fused q/k/v projection (the q/k/v weights become views of one tensor, so no copy and the
-stock model still works), rotary tables computed in fp32, ``scaled_dot_product_attention`` with a
-key-padding mask, no LM head, and only up to the requested layer. In fp32 it equals the stock
-forward to ~1e-6 (tested <= 1e-4). Batches are filled up to a token budget from length-sorted
-sequences, so padding is small.
+than one-by-one. ``ESMEncoder`` runs the same weights through its own forward: one fused q/k/v
+product (q and k features reordered per head so rotary is a single complex product, with tables in
+fp32), ``scaled_dot_product_attention``, no LM head, and only up to the requested layer. In fp32
+it equals the stock forward to ~1e-6 (tested <= 1e-4). Batches are filled up to a token budget
+from length-sorted sequences.
+
+On a CPU the linears are oneDNN-prepacked with GELU and the residual adds fused in; the sequences
+of a batch are packed into one row (no padding but a short tail), attention runs per sequence in
+fp32 (torch's CPU flash kernel is faster in fp32 than in bf16 at ESM's head size 24, and needs no
+mask); and two batches run at once, each in a worker thread with half of torch's threads, which
+on a few cores beats splitting every operation. On a GPU: padded rows, one masked attention call
+per batch in the model dtype, plain ``F.linear``.
 
 Pooling: the mean over residue positions only (BOS, EOS and padding excluded) of the chosen layer
 (default the last, which has ``emb_layer_norm_after`` applied, as in fair-esm). Proteins longer than
@@ -55,6 +61,7 @@ MIN_OVERLAP = 256    # residues shared by neighbouring windows at least
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_TOKS_PER_BATCH = {"cpu": 4096, "cuda": 16384}
 LENGTH_QUANTUM = 32  # padded batch lengths are multiples of this
+PACKED_QUANTUM = 64  # packed (CPU) batch rows are multiples of this
 
 
 # ---------------------------------------------------------------- weights
@@ -238,6 +245,24 @@ def plan_batches(lengths, budget, quantum=LENGTH_QUANTUM):
     return batches
 
 
+def plan_packed(lengths, budget, quantum=PACKED_QUANTUM):
+    """Batches ``(N, [indices])`` of residue ``lengths``, longest first, for the packed CPU layout:
+    the pieces (each with BOS and EOS) follow one another in a single row of N tokens, N their sum
+    rounded up to a multiple of ``quantum`` (few distinct shapes, as in ``plan_batches``), at most
+    ``budget`` tokens unless one piece alone is longer."""
+    order = sorted(range(len(lengths)), key=lambda j: -lengths[j])
+    batches, cur, used = [], [], 0
+    for j in order:
+        if cur and used + lengths[j] + 2 > budget:
+            batches.append((-(-used // quantum) * quantum, cur))
+            cur, used = [], 0
+        cur.append(j)
+        used += lengths[j] + 2
+    if cur:
+        batches.append((-(-used // quantum) * quantum, cur))
+    return batches
+
+
 # ---------------------------------------------------------------- encoder
 
 class _Linears:
@@ -248,11 +273,15 @@ class _Linears:
     ``F.linear``. q/k/v use one fused (3E, E) product.
     """
 
-    def __init__(self, layer, packed):
+    def __init__(self, layer, packed, heads):
         a = layer.self_attn
+        # q and k output features reordered within each head from halves (x_0..x_11, x_12..x_23) to
+        # pairs (x_0, x_12, x_1, x_13, ...): rotary becomes one complex product. q.k is unchanged
+        # because q and k get the same order.
+        order = _pair_order(a.q_proj.weight.shape[0], heads)
         with torch.no_grad():
-            self.qkv = (torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
-                        torch.cat([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias]))
+            self.qkv = (torch.cat([a.q_proj.weight[order], a.k_proj.weight[order], a.v_proj.weight]),
+                        torch.cat([a.q_proj.bias[order], a.k_proj.bias[order], a.v_proj.bias]))
             self.out = (a.out_proj.weight.detach(), a.out_proj.bias.detach())
             self.fc1 = (layer.fc1.weight.detach(), layer.fc1.bias.detach())
             self.fc2 = (layer.fc2.weight.detach(), layer.fc2.bias.detach())
@@ -272,6 +301,13 @@ class _Linears:
         if gelu:
             y = F.gelu(y)
         return y if add is None else y.add_(add)
+
+
+def _pair_order(E, heads):
+    """Feature order putting rotary partners (i, i + D/2) of each head next to each other."""
+    D = E // heads
+    within = torch.stack([torch.arange(D // 2), torch.arange(D // 2, D)], dim=1).flatten()
+    return (torch.arange(heads)[:, None] * D + within).flatten()
 
 
 def _can_pack(device, dtype):
@@ -295,12 +331,15 @@ class ESMEncoder:
     """Mean-pooled ESM-2 embeddings. ``spec`` must match between a store and the model using it.
 
     ``keep_stock=True`` keeps fair-esm's own linear weights usable (``stock_forward``) next to
-    the packed ones; by default they are released after packing to save memory.
+    the packed ones; by default they are released after packing to save memory. ``workers``
+    (CPU only; default: 2 when torch has at least 2 threads) runs that many batches at once, each
+    on its share of torch's threads: on a few cores this beats splitting every small operation.
     """
 
     name = "esm2"
 
-    def __init__(self, model, alphabet, name, layer=None, device="auto", dtype="fp32", keep_stock=False):
+    def __init__(self, model, alphabet, name, layer=None, device="auto", dtype="fp32", keep_stock=False,
+                 workers=None):
         self.device = resolve_device(device)
         self.torch_dtype = resolve_dtype(dtype, self.device)
         n = model.num_layers
@@ -311,84 +350,152 @@ class ESMEncoder:
         self.layer = layer % (n + 1)
         self.alphabet = alphabet
         self.dim = model.embed_dim
-        self.spec = dict(encoder="esm2", model=name, layer=self.layer, num_layers=n, pooling="mean",
-                         dim=self.dim, dtype=dtype, window=WINDOW, min_overlap=MIN_OVERLAP,
-                         weights=weights_fingerprint(model))
+        self.spec = {"encoder": "esm2", "model": name, "layer": self.layer, "num_layers": n, "pooling": "mean",
+                     "dim": self.dim, "dtype": dtype, "window": WINDOW, "min_overlap": MIN_OVERLAP,
+                     "weights": weights_fingerprint(model)}
         if not keep_stock:
             del model.layers[self.layer:]  # layers past the requested one are never run
         self.model = model.to(device=self.device, dtype=self.torch_dtype)
         packed = _can_pack(self.device, self.torch_dtype)
-        self._linears = [_Linears(layer, packed) for layer in self.model.layers]
+        self._linears = [_Linears(layer, packed, model.attention_heads) for layer in self.model.layers]
         self._stock_ok = keep_stock
         if packed and not keep_stock:
             for layer in self.model.layers:  # the packed copies replace these
                 for mod in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj,
                             layer.self_attn.out_proj, layer.fc1, layer.fc2):
                     mod.weight.data = torch.empty(0, dtype=self.torch_dtype)
+        # CPU: attention per sequence (no padding, no mask) in fp32, which torch's CPU flash kernel
+        # runs faster than bf16 at ESM's head size; GPU: one masked call per batch in the model dtype
+        self._cpu = self.device.type == "cpu"
+        threads = torch.get_num_threads()
+        self.workers = 1 if not self._cpu else max(1, min(workers or 2, threads))
+        self._threads_per_worker = max(1, threads // self.workers)
         self._letters = frozenset(t for t in alphabet.standard_toks if t.isalpha())
         lut = np.full(256, -1, dtype=np.int64)
         for t in self._letters:
             lut[ord(t)] = alphabet.tok_to_idx[t]
         self._lut = lut
-        self._rope_cache = {}
+        self._rope_table = self._rotary(WINDOW + 2 + LENGTH_QUANTUM)
 
     def unsupported_letters(self, sequence):
         return set(sequence) - self._letters
 
     # -- model -----------------------------------------------------------
-    def _rope(self, T, head_dim):
-        key = (T, head_dim)
-        if key not in self._rope_cache:
-            # fp32 positions and frequencies, then cast: bf16 cannot represent positions > 256 exactly
-            inv = 1.0 / (10000 ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
-            freqs = torch.outer(torch.arange(T, dtype=torch.float32), inv)
-            emb = torch.cat((freqs, freqs), dim=-1)[:, None, None, :]  # (T, 1, 1, D) against (B, T, 2, H, D)
-            # rotate_half(x) = swap the halves of x and negate the first: fold that sign into sin
-            sign = torch.cat((-torch.ones(head_dim // 2), torch.ones(head_dim // 2)))
-            self._rope_cache = {key: (emb.cos().to(self.device, self.torch_dtype),
-                                      (emb.sin() * sign).to(self.device, self.torch_dtype))}
-        return self._rope_cache[key]
+    def _rotary(self, T):
+        """e^{i t w_j} for positions t < T, as (T, 2, H, D/2) complex64 (q and k, every head)."""
+        H, D = self.model.attention_heads, self.dim // self.model.attention_heads
+        # fp32 positions and frequencies (bf16 cannot represent positions > 256 exactly), as fair-esm's
+        # RotaryEmbedding: w_j = 10000^(-2j/D), pairing dims j and j + D/2 of each head
+        inv = 1.0 / (10000 ** (torch.arange(0, D, 2, dtype=torch.float32) / D))
+        angles = torch.outer(torch.arange(T, dtype=torch.float32), inv)
+        table = torch.polar(torch.ones_like(angles), angles)[:, None, None, :].expand(T, 2, H, D // 2)
+        return table.contiguous().to(self.device)
 
-    def forward(self, tokens):
-        """Hidden states (B, T, E) of layer ``self.layer`` for a padded token batch."""
+    def forward(self, tokens, segments=None):
+        """Hidden states (R, W, E) of layer ``self.layer`` for a token matrix.
+
+        ``segments``: one ``(row, start, length)`` per sequence (BOS and EOS included). Padded
+        layout: a sequence per row from position 0 (the default, found from the padding). Packed
+        layout (CPU): sequences one after another in a row. Attention stays within a segment;
+        rotary positions restart at each segment's start."""
         m = self.model
-        B, T = tokens.shape
+        R, W = tokens.shape
         pad = tokens.eq(m.padding_idx)
+        if segments is None:
+            segments = [(r, 0, n) for r, n in enumerate((~pad).sum(1).tolist())]
         x = m.embed_tokens(tokens)
         if m.token_dropout:  # inputs never hold <mask>, so the stock rescaling is a constant
             x = x * (1 - 0.15 * 0.8)
         x = x.masked_fill(pad.unsqueeze(-1), 0.0)
-        mask = (~pad)[:, None, None, :] if bool(pad.any()) else None
         E, H = m.embed_dim, m.attention_heads
         D = E // H
-        cos, sin = self._rope(T, D)
+        if W > self._rope_table.shape[0]:  # only for inputs longer than the windows we cut
+            self._rope_table = self._rotary(W)
+        rope = self._rope_table  # (positions, 2, H, D/2): rotary on q and k at once, as one complex product
+        mask = (~pad)[:, None, None, :] if not self._cpu and bool(pad.any()) else None
+        o = torch.zeros(R, W, H, D, dtype=x.dtype, device=x.device) if self._cpu else None
         for layer, lin in zip(m.layers, self._linears):
-            qkv = lin("qkv", layer.self_attn_layer_norm(x)).view(B, T, 3, H, D)
-            qk = qkv[:, :, :2]
-            swapped = qk.unflatten(-1, (2, D // 2)).flip(-2).flatten(-2)
-            qk = torch.addcmul(qk * cos, swapped, sin)  # rotary embedding of q and k together
-            q, k, v = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # scale 1/sqrt(D), as ESM
-            x = lin("out", o.transpose(1, 2).reshape(B, T, E), add=x)
+            qkv = lin("qkv", layer.self_attn_layer_norm(x)).view(R, W, 3, H, D)
+            if self._cpu:  # per sequence, in fp32: small cache-resident copies, positions from 0
+                for r, s, n in segments:
+                    seg = qkv[r, s:s + n].float()  # (n, 3, H, D); a copy unless the model is fp32
+                    torch.view_as_complex(seg[:, :2].unflatten(-1, (D // 2, 2))).mul_(rope[:n])
+                    q, k, v = (seg[None, :, j].transpose(1, 2) for j in range(3))
+                    o[r, s:s + n] = F.scaled_dot_product_attention(q, k, v)[0].transpose(0, 1)  # 1/sqrt(D)
+                out = o.view(R, W, E)
+            else:
+                qk = qkv[:, :, :2].float()
+                torch.view_as_complex(qk.unflatten(-1, (D // 2, 2))).mul_(rope[:W])
+                q, k = (qk[:, :, j].to(x.dtype).transpose(1, 2) for j in (0, 1))
+                out = F.scaled_dot_product_attention(q, k, qkv[:, :, 2].transpose(1, 2), attn_mask=mask)
+                out = out.transpose(1, 2).reshape(R, W, E)
+            x = lin("out", out, add=x)
             x = lin("fc2", lin("fc1", layer.final_layer_norm(x), gelu=True), add=x)
         if self.layer == m.num_layers:
             x = m.emb_layer_norm_after(x)
         return x
 
-    def stock_forward(self, tokens):
-        """fair-esm's own forward (for checks and benchmarks; needs ``keep_stock=True`` on a CPU)."""
+    def stock_forward(self, tokens, segments=None):
+        """fair-esm's own forward (for checks and benchmarks; needs ``keep_stock=True`` on a CPU;
+        padded layout only)."""
         if not self._stock_ok:
             raise RuntimeError("stock weights were released; build the encoder with keep_stock=True")
         return self.model(tokens, repr_layers=[self.layer])["representations"][self.layer]
 
     # -- batching --------------------------------------------------------
-    def _tokens(self, pieces, T):
-        toks = np.full((len(pieces), T), self.alphabet.padding_idx, dtype=np.int64)
-        for i, p in enumerate(pieces):
-            toks[i, 0] = self.alphabet.cls_idx
-            toks[i, 1:len(p) + 1] = self._lut[np.frombuffer(p.encode("ascii"), dtype=np.uint8)]
-            toks[i, len(p) + 1] = self.alphabet.eos_idx
-        return torch.from_numpy(toks)
+    def _layout(self, strings, width, packed):
+        """Token matrix and segments ``(row, start, length)``: packed, all strings in one row of
+        ``width``; padded, one string per row of ``width``."""
+        rows = 1 if packed else len(strings)
+        toks = np.full((rows, width), self.alphabet.padding_idx, dtype=np.int64)
+        segments, start = [], 0
+        for j, p in enumerate(strings):
+            r, s = (0, start) if packed else (j, 0)
+            toks[r, s] = self.alphabet.cls_idx
+            toks[r, s + 1:s + len(p) + 1] = self._lut[np.frombuffer(p.encode("ascii"), dtype=np.uint8)]
+            toks[r, s + len(p) + 1] = self.alphabet.eos_idx
+            segments.append((r, s, len(p) + 2))
+            start += len(p) + 2
+        return torch.from_numpy(toks), segments
+
+    def _run_batch(self, forward, strings, width, weights, packed):
+        """Pooled vectors (B, E) float32 of one batch: per string, the weighted sum of its residues."""
+        tokens, segments = self._layout(strings, width, packed)
+        tokens = tokens.to(self.device, non_blocking=True)
+        w = torch.zeros(len(strings), tokens.numel(), dtype=torch.float32)  # (strings, all positions)
+        for j, ((r, s, n), wj) in enumerate(zip(segments, weights)):
+            w[j, r * width + s + 1:r * width + s + n - 1] = torch.from_numpy(wj)
+        with torch.inference_mode():
+            try:
+                hidden = forward(tokens, segments)
+            except torch.cuda.OutOfMemoryError:
+                raise GenephenoError(f"out of GPU memory with {tokens.numel()} tokens per batch; "
+                                     "try a smaller --toks-per-batch") from None
+            return (w.to(self.device) @ hidden.reshape(-1, self.dim).float()).cpu().numpy()
+
+    def _batch_results(self, jobs, forward, workers):
+        """Run ``jobs`` (args of ``_run_batch``) and yield their results in order, up to
+        ``workers`` batches at a time, each worker thread on its share of torch's threads."""
+        if workers == 1:
+            for job in jobs:
+                yield self._run_batch(forward, *job)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        # torch's thread count is per calling thread: set it in each worker
+        with ThreadPoolExecutor(workers, thread_name_prefix="esm",
+                                initializer=torch.set_num_threads, initargs=(self._threads_per_worker,)) as pool:
+            pending = []
+            try:
+                for job in jobs:
+                    pending.append(pool.submit(self._run_batch, forward, *job))
+                    if len(pending) > workers:
+                        yield pending.pop(0).result()
+                while pending:
+                    yield pending.pop(0).result()
+            finally:
+                for f in pending:
+                    f.cancel()
 
     def iter_embed(self, sequences, toks_per_batch=None, stock=False):
         """Yield ``(indices, vectors)`` as sequences complete, longest first, in token-budget batches."""
@@ -404,24 +511,18 @@ class ESMEncoder:
         remaining = np.zeros(len(sequences), dtype=np.int64)
         for p in pieces:
             remaining[p[1]] += 1
+        packed = self._cpu and not stock  # fair-esm's own forward needs one sequence per row
+        plan = (plan_packed if packed else plan_batches)([p[0] for p in pieces], budget)
+        jobs = (([sequences[pieces[j][1]][pieces[j][2]:pieces[j][3]] for j in members], width,
+                 [pieces[j][4] for j in members], packed) for width, members in plan)
         sums = {}
-        forward = self.stock_forward if stock else self.forward
-        for T, members in plan_batches([p[0] for p in pieces], budget):
-            batch = [pieces[j] for j in members]
-            tokens = self._tokens([sequences[i][s:e] for _, i, s, e, _ in batch], T).to(self.device, non_blocking=True)
-            weights = torch.zeros(tokens.shape, dtype=torch.float32)
-            for j, (n, _, _, _, w) in enumerate(batch):
-                weights[j, 1:n + 1] = torch.from_numpy(w)
-            with torch.inference_mode():
-                try:
-                    hidden = forward(tokens)
-                except torch.cuda.OutOfMemoryError:
-                    raise GenephenoError(f"out of GPU memory with --toks-per-batch {budget}; "
-                                         "try a smaller value") from None
-                pooled = torch.bmm(weights.to(self.device)[:, None, :], hidden.float())[:, 0].cpu().numpy()
+        # fair-esm's rotary module caches its tables per length: not safe to share between threads
+        results = self._batch_results(jobs, self.stock_forward if stock else self.forward, 1 if stock else self.workers)
+        for (_, members), pooled in zip(plan, results):
             done = []
-            for j, (_, i, _, _, _) in enumerate(batch):
-                sums[i] = sums[i] + pooled[j] if i in sums else pooled[j].astype(np.float64)
+            for j, row in zip(members, pooled):
+                i = pieces[j][1]
+                sums[i] = sums[i] + row if i in sums else row.astype(np.float64)
                 remaining[i] -= 1
                 if remaining[i] == 0:
                     done.append(i)
