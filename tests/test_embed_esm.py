@@ -127,6 +127,16 @@ def test_worker_threads_give_the_same_vectors(ckpt):
     assert torch.get_num_threads() == threads  # workers set their own thread count, not the caller's
 
 
+def test_forward_beyond_the_window_extends_the_rotary_table(enc, stock):
+    """Called directly (no windows), a 1,200-residue input still gets correct rotary positions."""
+    seq = random_seqs([1200], seed=12)[0]
+    tokens, segments = enc._layout([seq], 1202, packed=True)
+    with torch.inference_mode():
+        ours = enc.forward(tokens, segments)[0, 1:-1].mean(0).numpy()
+    assert enc._rope_table.shape[0] >= 1202
+    np.testing.assert_allclose(ours, stock_mean(stock, seq), atol=1e-4)
+
+
 def test_rotary_pair_order_interleaves_each_head():
     assert E._pair_order(8, 2).tolist() == [0, 2, 1, 3, 4, 6, 5, 7]
 

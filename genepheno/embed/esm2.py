@@ -409,8 +409,9 @@ class ESMEncoder:
         x = x.masked_fill(pad.unsqueeze(-1), 0.0)
         E, H = m.embed_dim, m.attention_heads
         D = E // H
-        if W > self._rope_table.shape[0]:  # only for inputs longer than the windows we cut
-            self._rope_table = self._rotary(W)
+        longest = max(n for _, _, n in segments) if self._cpu else W
+        if longest > self._rope_table.shape[0]:  # only for inputs longer than the windows we cut
+            self._rope_table = self._rotary(longest)
         rope = self._rope_table  # (positions, 2, H, D/2): rotary on q and k at once, as one complex product
         mask = (~pad)[:, None, None, :] if not self._cpu and bool(pad.any()) else None
         o = torch.zeros(R, W, H, D, dtype=x.dtype, device=x.device) if self._cpu else None
