@@ -2,7 +2,6 @@
 beats naive where GO decides the phenotype, and the `genepheno baseline` command end to end on a
 dataset built from the real fixtures (tests/fixtures/real)."""
 
-import gzip
 import shutil
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import FIXTURES
+from conftest import FIXTURES, write_dataset
 from genepheno.baselines import run_baseline
 from genepheno.baselines.go_mlp import go_mlp_scores
 from genepheno.baselines.kmer_lr import fit_ovr_logistic, predict_proba
@@ -37,25 +36,6 @@ def small(tmp_path_factory):
               "--go-annotations", B / "goa_human_small.gaf", "--min-genes", 3, "--min-concept-genes", 2, "-o", out)
     assert res.exit_code == 0, res.output
     return load_dataset(out)
-
-
-def write_dataset(path, genes, labels, terms, go=None):
-    """A dataset folder by hand. genes: [(gene_id, split)]; labels: {gene: [terms]} (already
-    propagated); terms: [(term_id, bin, [parents])]; go: {gene: [GO IDs]}."""
-    path.mkdir(parents=True)
-    (path / "manifest.yaml").write_text("name: synthetic\n")
-    (path / "genes.tsv").write_text("gene_id\tsymbol\tsequence_id\tsplit\n" +
-                                    "".join(f"{g}\tS{g}\tP{g}\t{s}\n" for g, s in genes))
-    n = {t: sum(t in v for v in labels.values()) for t, _, _ in terms}
-    (path / "terms.tsv").write_text("term_id\tname\tn_genes\tbin\tparents\n" +
-                                    "".join(f"{t}\tname of {t}\t{n[t]}\t{b}\t{','.join(p)}\n" for t, b, p in terms))
-    (path / "concepts.tsv").write_text("concept_id\tname\tnamespace\n")
-    with gzip.open(path / "labels.tsv.gz", "wt") as fh:
-        fh.write("gene_id\tterm_id\n" + "".join(f"{g}\t{t}\n" for g, ts in labels.items() for t in ts))
-    if go is not None:
-        with gzip.open(path / "go_annotations.tsv.gz", "wt") as fh:
-            fh.write("gene_id\tgo_id\n" + "".join(f"{g}\t{t}\n" for g, ts in go.items() for t in ts))
-    return path
 
 
 # ----------------------------------------------------------------------------- naive

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import write_dataset
 from genepheno.cli import main
 from genepheno.data import load_dataset
 from genepheno.evaluate import evaluate_files, evaluate_scores, method_name, table1_markdown
@@ -38,17 +39,7 @@ OTHER = "".join(f"{g}\t{t}\t{s}\n" for g in ("g1", "g2", "g3") for t, s in
 @pytest.fixture(scope="module")
 def hand(tmp_path_factory):
     d = tmp_path_factory.mktemp("hand")
-    ds = d / "hand"
-    ds.mkdir()
-    (ds / "manifest.yaml").write_text("name: hand\n")
-    (ds / "genes.tsv").write_text("gene_id\tsymbol\tsequence_id\tsplit\n" +
-                                  "".join(f"{g}\tS{g}\tP{g}\t{s}\n" for g, s in SPLIT.items()))
-    n = {t: sum(t in v for v in LABELS.values()) for t, _, _ in TERMS}
-    (ds / "terms.tsv").write_text("term_id\tname\tn_genes\tbin\tparents\n" +
-                                  "".join(f"{t}\tterm {t}\t{n[t]}\t{b}\t{p}\n" for t, b, p in TERMS))
-    (ds / "concepts.tsv").write_text("concept_id\tname\tnamespace\n")
-    with gzip.open(ds / "labels.tsv.gz", "wt") as fh:
-        fh.write("gene_id\tterm_id\n" + "".join(f"{g}\t{t}\n" for g, ts in LABELS.items() for t in ts))
+    write_dataset(d / "hand", SPLIT.items(), LABELS, [(t, b, [p] if p else []) for t, b, p in TERMS])
     (d / "model.tsv").write_text(MODEL)
     (d / "other.tsv.gz").write_bytes(gzip.compress(OTHER.encode()))
     return d
